@@ -1,0 +1,312 @@
+// Command aws-secret-controller keeps Kubernetes Secrets equal to the AWS Secrets Manager versions
+// that AWSSecret objects pin.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	kubeinformers "k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/klog/v2"
+
+	"github.com/mumoshu/aws-secret-controller/pkg/awssm"
+	"github.com/mumoshu/aws-secret-controller/pkg/controller"
+	clientset "github.com/mumoshu/aws-secret-controller/pkg/generated/clientset/versioned"
+	informers "github.com/mumoshu/aws-secret-controller/pkg/generated/informers/externalversions"
+)
+
+// options are the command's flags.
+type options struct {
+	kubeconfig          string
+	namespace           string
+	workers             int
+	kubeAPIQPS          float64
+	kubeAPIBurst        int
+	awsRegion           string
+	awsEndpoint         string
+	versionCacheBytes   int64
+	leaderElect         bool
+	leaderElectID       string
+	leaderElectNS       string
+	metricsAddr         string
+	healthProbeAddr     string
+	resyncPeriod        time.Duration
+	shutdownGracePeriod time.Duration
+}
+
+func main() {
+	klog.InitFlags(nil)
+	var o options
+	flag.StringVar(&o.kubeconfig, "kubeconfig", "", "Path to a kubeconfig. Empty means $KUBECONFIG, ~/.kube/config, or the in-cluster config.")
+	flag.StringVar(&o.namespace, "namespace", "", "Only watch AWSSecrets and Secrets in this namespace. Empty means all namespaces.")
+	flag.IntVar(&o.workers, "workers", 16, "How many AWSSecrets to sync at once.")
+	flag.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 200, "Sustained queries per second to the Kubernetes API.")
+	flag.IntVar(&o.kubeAPIBurst, "kube-api-burst", 400, "Burst of queries to the Kubernetes API.")
+	flag.StringVar(&o.awsRegion, "aws-region", "", "AWS region. Empty means AWS_REGION or the shared AWS config.")
+	flag.StringVar(&o.awsEndpoint, "aws-endpoint", "", "Secrets Manager endpoint URL, e.g. for an emulator. Empty means AWS's, or AWS_ENDPOINT_URL_SECRETS_MANAGER.")
+	flag.Int64Var(&o.versionCacheBytes, "version-cache-bytes", awssm.DefaultCacheBytes, "Bound on the secret versions kept in memory, in bytes. Negative disables the cache.")
+	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader through a Lease so that only one replica syncs.")
+	flag.StringVar(&o.leaderElectID, "leader-elect-id", controller.ComponentName, "Name of the leader election Lease.")
+	flag.StringVar(&o.leaderElectNS, "leader-elect-namespace", "", "Namespace of the leader election Lease. Empty means $POD_NAMESPACE, the in-cluster namespace, --namespace, or default.")
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus /metrics endpoint. Empty or 0 disables it.")
+	flag.StringVar(&o.healthProbeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints. Empty or 0 disables them.")
+	flag.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Hour, "How often informers replay their caches, which re-checks every AWSSecret without AWS calls.")
+	flag.DurationVar(&o.shutdownGracePeriod, "shutdown-grace-period", 10*time.Second, "How long the HTTP servers get to finish on shutdown.")
+	flag.Parse()
+
+	ctx := signalContext()
+	logger := klog.FromContext(ctx)
+	if err := run(ctx, o); err != nil {
+		logger.Error(err, "Controller failed")
+		klog.FlushAndExit(klog.ExitFlushTimeout, 1)
+	}
+	logger.Info("Stopped")
+	klog.Flush()
+}
+
+// signalContext is canceled on SIGTERM or SIGINT; a second signal exits at once.
+func signalContext() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-signals
+		cancel()
+		<-signals
+		os.Exit(1)
+	}()
+	return ctx
+}
+
+func run(ctx context.Context, o options) error {
+	logger := klog.FromContext(ctx)
+	if o.workers < 1 {
+		return fmt.Errorf("--workers must be at least 1")
+	}
+
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		&clientcmd.ClientConfigLoadingRules{ExplicitPath: o.kubeconfig, Precedence: clientcmd.NewDefaultClientConfigLoadingRules().Precedence},
+		&clientcmd.ConfigOverrides{},
+	).ClientConfig()
+	if err != nil {
+		return fmt.Errorf("building Kubernetes client configuration: %w", err)
+	}
+	cfg.QPS, cfg.Burst = float32(o.kubeAPIQPS), o.kubeAPIBurst
+	cfg.UserAgent = controller.ComponentName
+	// Core types (Secrets, Events, Leases) travel as protobuf: smaller and cheaper to decode.
+	kubeCfg := rest.CopyConfig(cfg)
+	kubeCfg.ContentType = "application/vnd.kubernetes.protobuf"
+	kubeCfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	kubeClient, err := kubernetes.NewForConfig(kubeCfg)
+	if err != nil {
+		return err
+	}
+	client, err := clientset.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+
+	sm, err := awssm.New(ctx, awssm.Config{Region: o.awsRegion, Endpoint: o.awsEndpoint})
+	if err != nil {
+		return err
+	}
+	m := newMetrics()
+	versions := awssm.NewCache(sm, awssm.CacheOptions{MaxBytes: o.versionCacheBytes, OnCall: m.observeAWSCall})
+	m.registerCache(versions)
+
+	kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(kubeClient, o.resyncPeriod,
+		kubeinformers.WithNamespace(o.namespace),
+		kubeinformers.WithTweakListOptions(controller.ManagedSecretsOnly),
+		kubeinformers.WithTransform(controller.StripManagedFields))
+	factory := informers.NewSharedInformerFactoryWithOptions(client, o.resyncPeriod,
+		informers.WithNamespace(o.namespace),
+		informers.WithTransform(controller.StripManagedFields))
+
+	c, err := controller.NewController(ctx, controller.Options{
+		KubeClient:        kubeClient,
+		Client:            client,
+		AWSSecretInformer: factory.Mumoshu().V1alpha1().AWSSecrets(),
+		SecretInformer:    kubeFactory.Core().V1().Secrets(),
+		Versions:          versions,
+		OnSync:            m.observeSync,
+	})
+	if err != nil {
+		return err
+	}
+	// Every replica fills its caches, so a new leader starts warm; only the leader syncs.
+	kubeFactory.Start(ctx.Done())
+	factory.Start(ctx.Done())
+	defer kubeFactory.Shutdown()
+	defer factory.Shutdown()
+
+	var leaderHealth *leaderelection.HealthzAdaptor
+	if o.leaderElect {
+		leaderHealth = leaderelection.NewLeaderHealthzAdaptor(20 * time.Second)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return serve(gctx, o.metricsAddr, m.handler(), o.shutdownGracePeriod) })
+	g.Go(func() error {
+		return serve(gctx, o.healthProbeAddr, healthHandler(c, leaderHealth), o.shutdownGracePeriod)
+	})
+	g.Go(func() error {
+		if !o.leaderElect {
+			return c.Run(gctx, o.workers)
+		}
+		return runLeading(gctx, kubeClient, o, leaderHealth, c)
+	})
+	logger.Info("Running", "namespace", o.namespace, "workers", o.workers, "leaderElect", o.leaderElect)
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// runLeading runs the controller while this replica holds the Lease. On shutdown the
+// controller drains its work first and the Lease is released after, so that the next leader
+// never overlaps with this one. Losing the Lease is an error: the process exits and restarts.
+func runLeading(ctx context.Context, kubeClient kubernetes.Interface, o options, health *leaderelection.HealthzAdaptor, c *controller.Controller) error {
+	hostname, err := os.Hostname()
+	if err != nil {
+		return err
+	}
+	id := hostname + "_" + string(uuid.NewUUID())
+	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, leaseNamespace(o), o.leaderElectID,
+		kubeClient.CoreV1(), kubeClient.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: id})
+	if err != nil {
+		return err
+	}
+
+	// The elector's context outlives ctx until the controller has stopped.
+	electorCtx, stopElector := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopElector()
+	var leading atomic.Bool
+	go func() {
+		<-ctx.Done()
+		if !leading.Load() {
+			stopElector()
+		}
+	}()
+
+	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   15 * time.Second,
+		RenewDeadline:   10 * time.Second,
+		RetryPeriod:     2 * time.Second,
+		ReleaseOnCancel: true,
+		Name:            o.leaderElectID,
+		WatchDog:        health,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(leaderCtx context.Context) {
+				leading.Store(true)
+				defer stopElector()
+				logger := klog.FromContext(ctx)
+				logger.Info("Became leader", "identity", id)
+				// Stop on shutdown or on losing the Lease, whichever comes first.
+				runCtx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				defer context.AfterFunc(leaderCtx, cancel)()
+				if err := c.Run(runCtx, o.workers); err != nil {
+					logger.Error(err, "Controller stopped")
+				}
+			},
+			OnStoppedLeading: func() {
+				klog.FromContext(ctx).Info("Stopped leading", "identity", id)
+			},
+			OnNewLeader: func(identity string) {
+				if identity != id {
+					klog.FromContext(ctx).Info("New leader elected", "leader", identity)
+				}
+			},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	elector.Run(electorCtx)
+	if ctx.Err() == nil {
+		return errors.New("leader election lost")
+	}
+	return nil
+}
+
+// leaseNamespace picks where the leader election Lease lives.
+func leaseNamespace(o options) string {
+	if o.leaderElectNS != "" {
+		return o.leaderElectNS
+	}
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
+		if ns := strings.TrimSpace(string(b)); ns != "" {
+			return ns
+		}
+	}
+	if o.namespace != "" {
+		return o.namespace
+	}
+	return "default"
+}
+
+// healthHandler serves /healthz (the process and, when elected, its Lease renewals are alive)
+// and /readyz (the informer caches have synced).
+func healthHandler(c *controller.Controller, leader *leaderelection.HealthzAdaptor) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if leader != nil {
+			if err := leader.Check(r); err != nil {
+				http.Error(w, "leader election: "+err.Error(), http.StatusInternalServerError)
+				return
+			}
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !c.HasSynced() {
+			http.Error(w, "informer caches have not synced", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
+// serve runs an HTTP server on addr until ctx ends, then shuts it down gracefully.
+func serve(ctx context.Context, addr string, h http.Handler, grace time.Duration) error {
+	if addr == "" || addr == "0" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	klog.FromContext(ctx).Info("Serving", "address", ln.Addr().String())
+	errs := make(chan error, 1)
+	go func() { errs <- srv.Serve(ln) }()
+	select {
+	case err := <-errs:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer cancel()
+	return srv.Shutdown(shutdownCtx)
+}

@@ -1,0 +1,33 @@
+package v1alpha1
+
+// ConditionReady is the type of the one condition an AWSSecret has: whether its Secret holds the
+// pinned versions.
+const ConditionReady = "Ready"
+
+// Reasons of the Ready condition. The set is fixed so that alerts and scripts can match on it.
+const (
+	// ReasonSynced: the Secret holds the pinned versions (Ready=True).
+	ReasonSynced = "Synced"
+	// ReasonSecretNotFound: Secrets Manager has no secret with that id.
+	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonVersionNotFound: the secret exists but has no version with that id.
+	ReasonVersionNotFound = "VersionNotFound"
+	// ReasonAccessDenied: the controller's AWS identity may not read the secret.
+	ReasonAccessDenied = "AccessDenied"
+	// ReasonSecretScheduledForDeletion: the secret was deleted and is in its recovery window.
+	ReasonSecretScheduledForDeletion = "SecretScheduledForDeletion"
+	// ReasonDecryptionFailure: Secrets Manager could not decrypt the version with its KMS key.
+	ReasonDecryptionFailure = "DecryptionFailure"
+	// ReasonInvalidSecretFormat: the version is not a JSON object (or a dataFrom value is not base64).
+	ReasonInvalidSecretFormat = "InvalidSecretFormat"
+	// ReasonInvalidKey: a JSON member name is not a valid Secret data key.
+	ReasonInvalidKey = "InvalidKey"
+	// ReasonSecretConflict: a Secret of that name exists and is not controlled by this AWSSecret.
+	ReasonSecretConflict = "SecretConflict"
+	// ReasonThrottled: Secrets Manager throttled the request; it is retried with backoff.
+	ReasonThrottled = "Throttled"
+	// ReasonAWSError: any other error from AWS or the network; see the message.
+	ReasonAWSError = "AWSError"
+	// ReasonKubernetesError: writing the Secret to the Kubernetes API failed; see the message.
+	ReasonKubernetesError = "KubernetesError"
+)

@@ -1,0 +1,354 @@
+// Package controller keeps a Secret equal to the Secrets Manager versions each AWSSecret pins.
+//
+// It is a client-go controller in the style of k8s.io/sample-controller: informers feed a typed,
+// rate-limited workqueue, and a sync handler compares each AWSSecret with its Secret in the
+// informer's cache. Secrets Manager is called only when a pinned version is not yet in the
+// Secret, so a synced cluster costs no AWS calls, not even after a restart.
+//
+// The package holds no globals and parses no flags: an embedding program passes everything in
+// Options, starts its informer factories after NewController, and calls Run.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
+	"github.com/mumoshu/aws-secret-controller/pkg/awssm"
+	clientset "github.com/mumoshu/aws-secret-controller/pkg/generated/clientset/versioned"
+	informers "github.com/mumoshu/aws-secret-controller/pkg/generated/informers/externalversions/mumoshu/v1alpha1"
+	listers "github.com/mumoshu/aws-secret-controller/pkg/generated/listers/mumoshu/v1alpha1"
+)
+
+// ComponentName is the name the controller uses as event source, managed-by label value and
+// workqueue name.
+const ComponentName = "aws-secret-controller"
+
+// The controller's marks on the Secrets it writes.
+const (
+	// ManagedByLabel marks the Secrets the controller writes; its Secret informer watches only those.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	// AnnotationPrefix is the prefix of the controller's annotations on a Secret.
+	AnnotationPrefix = "aws-secret-controller.mumoshu.github.io/"
+	// AnnotationStringDataSecretID and AnnotationStringDataVersionID record the stringDataFrom
+	// version the Secret holds.
+	AnnotationStringDataSecretID  = AnnotationPrefix + "string-data-secret-id"
+	AnnotationStringDataVersionID = AnnotationPrefix + "string-data-version-id"
+	// AnnotationDataSecretID and AnnotationDataVersionID record the dataFrom version the Secret holds.
+	AnnotationDataSecretID  = AnnotationPrefix + "data-secret-id"
+	AnnotationDataVersionID = AnnotationPrefix + "data-version-id"
+	// AnnotationDataHash is a digest of the Secret's data as the controller wrote it, so that a
+	// hand edit is noticed and undone.
+	AnnotationDataHash = AnnotationPrefix + "data-hash"
+)
+
+// ManagedSecretsOnly restricts a Secret informer to the Secrets the controller writes, so that
+// the controller neither caches nor wakes up for the cluster's other Secrets. Pass it to
+// informers.WithTweakListOptions when building the factory for Options.SecretInformer.
+func ManagedSecretsOnly(o *metav1.ListOptions) {
+	o.LabelSelector = ManagedByLabel + "=" + ComponentName
+}
+
+// Event reasons of the Normal events the controller records. Warning events carry the Ready
+// condition's reason.
+const (
+	EventCreated  = "Created"
+	EventUpdated  = "Updated"
+	EventReplaced = "Replaced"
+)
+
+// Sync results reported to Options.OnSync besides the Ready reasons of failed syncs.
+const (
+	ResultUnchanged = "Unchanged"
+	ResultCreated   = EventCreated
+	ResultUpdated   = EventUpdated
+	ResultReplaced  = EventReplaced
+)
+
+// VersionGetter returns one version of a Secrets Manager secret. *awssm.Cache implements it.
+type VersionGetter interface {
+	Get(ctx context.Context, secretID, versionID string) (awssm.Version, error)
+}
+
+// Options are what the controller needs. The informers must come from factories the caller
+// starts after NewController returns.
+type Options struct {
+	// KubeClient writes Secrets and, unless Recorder is set, Events.
+	KubeClient kubernetes.Interface
+	// Client writes AWSSecret status.
+	Client clientset.Interface
+	// AWSSecretInformer watches AWSSecrets.
+	AWSSecretInformer informers.AWSSecretInformer
+	// SecretInformer watches Secrets. Build its factory with ManagedSecretsOnly so that it caches
+	// only the controller's Secrets.
+	SecretInformer coreinformers.SecretInformer
+	// Versions reads Secrets Manager; normally an *awssm.Cache shared by every AWSSecret.
+	Versions VersionGetter
+
+	// Recorder records events. Nil means the controller posts them through KubeClient.
+	Recorder record.EventRecorder
+	// Clock stamps condition transitions. Nil means the real clock.
+	Clock clock.PassiveClock
+	// QueueName names the workqueue in its metrics. Empty means ComponentName.
+	QueueName string
+	// RateLimiter paces retries of transient errors (throttling, network, API conflicts).
+	// Nil means per-item exponential backoff from 50ms to 5 minutes, with a 50 qps bucket overall.
+	RateLimiter workqueue.TypedRateLimiter[cache.ObjectName]
+	// PermanentErrorRetry paces retries of errors that persist until something changes
+	// (a missing secret, denied access, bad content, a conflicting Secret). A change in AWS
+	// produces no watch event, so they are retried, slowly. Nil means per-item exponential
+	// backoff from 30s to 10 minutes.
+	PermanentErrorRetry workqueue.TypedRateLimiter[cache.ObjectName]
+	// SyncTimeout bounds one sync. Zero means one minute.
+	SyncTimeout time.Duration
+	// OnSync, if set, is told the result of every sync: one of the Result constants, or the
+	// Ready reason of a failure.
+	OnSync func(result string, duration time.Duration)
+}
+
+// Controller keeps the Secret of each AWSSecret equal to the versions the AWSSecret pins.
+type Controller struct {
+	// kubeClient writes Secrets; client writes AWSSecret status.
+	kubeClient kubernetes.Interface
+	client     clientset.Interface
+
+	// The listers are the controller's only reads in steady state.
+	awsSecretLister  listers.AWSSecretLister
+	awsSecretsSynced cache.InformerSynced
+	secretLister     corelisters.SecretLister
+	secretsSynced    cache.InformerSynced
+
+	// versions is the only way to Secrets Manager.
+	versions VersionGetter
+
+	// queue holds the names of AWSSecrets to sync; permanentRetry spaces out the retries of
+	// errors only a change can fix.
+	queue          workqueue.TypedRateLimitingInterface[cache.ObjectName]
+	permanentRetry workqueue.TypedRateLimiter[cache.ObjectName]
+
+	recorder record.EventRecorder
+	// broadcaster is set when the controller made its own recorder, to start and stop it in Run.
+	broadcaster record.EventBroadcaster
+
+	clock       clock.PassiveClock
+	syncTimeout time.Duration
+	onSync      func(string, time.Duration)
+}
+
+// NewController returns a controller wired to the given informers. It registers event handlers,
+// so call it before starting the informer factories.
+func NewController(ctx context.Context, opts Options) (*Controller, error) {
+	switch {
+	case opts.KubeClient == nil, opts.Client == nil:
+		return nil, errors.New("controller: KubeClient and Client are required")
+	case opts.AWSSecretInformer == nil, opts.SecretInformer == nil:
+		return nil, errors.New("controller: AWSSecretInformer and SecretInformer are required")
+	case opts.Versions == nil:
+		return nil, errors.New("controller: Versions is required")
+	}
+	logger := klog.FromContext(ctx)
+
+	c := &Controller{
+		kubeClient:       opts.KubeClient,
+		client:           opts.Client,
+		awsSecretLister:  opts.AWSSecretInformer.Lister(),
+		awsSecretsSynced: opts.AWSSecretInformer.Informer().HasSynced,
+		secretLister:     opts.SecretInformer.Lister(),
+		secretsSynced:    opts.SecretInformer.Informer().HasSynced,
+		versions:         opts.Versions,
+		permanentRetry:   opts.PermanentErrorRetry,
+		recorder:         opts.Recorder,
+		clock:            opts.Clock,
+		syncTimeout:      opts.SyncTimeout,
+		onSync:           opts.OnSync,
+	}
+	if c.permanentRetry == nil {
+		c.permanentRetry = workqueue.NewTypedItemExponentialFailureRateLimiter[cache.ObjectName](30*time.Second, 10*time.Minute)
+	}
+	if c.clock == nil {
+		c.clock = clock.RealClock{}
+	}
+	if c.syncTimeout == 0 {
+		c.syncTimeout = time.Minute
+	}
+	if c.recorder == nil {
+		// A scheme of our own, so the recorder can name AWSSecrets without touching client-go's
+		// global scheme.
+		scheme := runtime.NewScheme()
+		if err := v1alpha1.AddToScheme(scheme); err != nil {
+			return nil, err
+		}
+		c.broadcaster = record.NewBroadcaster(record.WithContext(ctx))
+		c.recorder = c.broadcaster.NewRecorder(scheme, corev1.EventSource{Component: ComponentName})
+	}
+	rateLimiter := opts.RateLimiter
+	if rateLimiter == nil {
+		rateLimiter = workqueue.NewTypedMaxOfRateLimiter(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[cache.ObjectName](50*time.Millisecond, 5*time.Minute),
+			&workqueue.TypedBucketRateLimiter[cache.ObjectName]{Limiter: rate.NewLimiter(rate.Limit(50), 300)},
+		)
+	}
+	name := opts.QueueName
+	if name == "" {
+		name = ComponentName
+	}
+	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(rateLimiter,
+		workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: name})
+
+	logger.V(4).Info("Setting up event handlers")
+	if _, err := opts.AWSSecretInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: c.enqueueAWSSecret,
+		UpdateFunc: func(old, new any) {
+			if old.(*v1alpha1.AWSSecret).ResourceVersion == new.(*v1alpha1.AWSSecret).ResourceVersion {
+				return // a resync: nothing changed
+			}
+			c.enqueueAWSSecret(new)
+		},
+	}); err != nil {
+		return nil, err
+	}
+	// A change to a Secret (a hand edit, a deletion) wakes up the AWSSecret that controls it.
+	if _, err := opts.SecretInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: c.handleSecret,
+		UpdateFunc: func(old, new any) {
+			if old.(*corev1.Secret).ResourceVersion == new.(*corev1.Secret).ResourceVersion {
+				return
+			}
+			c.handleSecret(new)
+		},
+		DeleteFunc: c.handleSecret,
+	}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// HasSynced reports whether the informers have filled their caches; it suits a readiness probe.
+func (c *Controller) HasSynced() bool {
+	return c.awsSecretsSynced() && c.secretsSynced()
+}
+
+// Run waits for the informer caches, then syncs with the given number of workers until ctx is
+// canceled. On cancellation it stops taking work, lets the syncs in flight finish, and returns.
+func (c *Controller) Run(ctx context.Context, workers int) error {
+	defer utilruntime.HandleCrashWithContext(ctx)
+	logger := klog.FromContext(ctx)
+
+	if c.broadcaster != nil {
+		c.broadcaster.StartStructuredLogging(3)
+		c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.kubeClient.CoreV1().Events("")})
+		defer c.broadcaster.Shutdown()
+	}
+
+	logger.Info("Starting controller", "workers", workers)
+	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.awsSecretsSynced, c.secretsSynced) {
+		c.queue.ShutDown()
+		return errors.New("failed to wait for caches to sync")
+	}
+
+	// Syncs run on a context that outlives ctx, so that a sync in flight at shutdown finishes
+	// (each is bounded by SyncTimeout) instead of leaving half-done work.
+	workCtx := context.WithoutCancel(ctx)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c.processNextWorkItem(workCtx) {
+			}
+		}()
+	}
+	logger.Info("Started workers")
+	<-ctx.Done()
+	logger.Info("Shutting down workers")
+	c.queue.ShutDown()
+	wg.Wait()
+	logger.Info("Workers stopped")
+	return nil
+}
+
+// processNextWorkItem syncs one AWSSecret from the queue; it returns false when the queue is
+// shut down.
+func (c *Controller) processNextWorkItem(ctx context.Context) bool {
+	key, shutdown := c.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer c.queue.Done(key)
+
+	ctx, cancel := context.WithTimeout(ctx, c.syncTimeout)
+	defer cancel()
+	err := c.syncHandler(ctx, key)
+	if err == nil {
+		c.queue.Forget(key)
+		c.permanentRetry.Forget(key)
+		return true
+	}
+	if _, transient := reasonOf(err); !transient {
+		// Already in the status and an event; retrying fast would only spend AWS calls.
+		c.queue.Forget(key)
+		delay := c.permanentRetry.When(key)
+		klog.FromContext(ctx).V(2).Info("Sync failed; will retry", "awsSecret", key, "err", err, "after", delay)
+		c.queue.AddAfter(key, delay)
+		return true
+	}
+	c.queue.AddRateLimited(key)
+	utilruntime.HandleErrorWithContext(ctx, err, "Error syncing; requeuing for later retry", "awsSecret", key)
+	return true
+}
+
+func (c *Controller) enqueueAWSSecret(obj any) {
+	key, err := cache.ObjectToName(obj)
+	if err != nil {
+		utilruntime.HandleError(err)
+		return
+	}
+	c.queue.Add(key)
+}
+
+// handleSecret enqueues the AWSSecret that controls a Secret, if any. The sync handler looks the
+// AWSSecret up, so a Secret whose owner is gone costs one lister miss.
+func (c *Controller) handleSecret(obj any) {
+	if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tombstone.Obj
+	}
+	object, ok := obj.(metav1.Object)
+	if !ok {
+		utilruntime.HandleError(fmt.Errorf("unexpected object of type %T", obj))
+		return
+	}
+	owner := metav1.GetControllerOf(object)
+	if owner == nil || owner.Kind != "AWSSecret" || owner.APIVersion != v1alpha1.SchemeGroupVersion.String() {
+		return
+	}
+	c.queue.Add(cache.ObjectName{Namespace: object.GetNamespace(), Name: owner.Name})
+}
+
+// StripManagedFields is an informer transform that drops managedFields from cached objects: the
+// controller never reads them, and they are often the largest part of a small object. Pass it
+// to WithTransform on both informer factories.
+func StripManagedFields(obj any) (any, error) {
+	if accessor, err := meta.Accessor(obj); err == nil && accessor.GetManagedFields() != nil {
+		accessor.SetManagedFields(nil)
+	}
+	return obj, nil
+}

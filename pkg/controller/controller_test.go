@@ -1,0 +1,625 @@
+package controller
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/aws/smithy-go"
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	core "k8s.io/client-go/testing"
+
+	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
+)
+
+// secretValue is the value behind every test secret: it must never show up outside a Secret.
+const secretValue = "hunter2-Zq8v-SECRET"
+
+// syncedSecret is the Secret the controller would have written for a at data, as stored.
+func syncedSecret(a *v1alpha1.AWSSecret, data map[string]string) *corev1.Secret {
+	bytes := map[string][]byte{}
+	for k, v := range data {
+		bytes[k] = []byte(v)
+	}
+	s := desiredSecret(a, bytes)
+	s.UID = types.UID("secret-uid-" + a.Name)
+	s.ResourceVersion = "1"
+	return s
+}
+
+// withStatus returns a with the status of a synced AWSSecret.
+func withStatus(a *v1alpha1.AWSSecret) *v1alpha1.AWSSecret {
+	a.Status = syncedStatus(a)
+	return a
+}
+
+func TestSyncHandler(t *testing.T) {
+	seedJSON := `{"foo":"` + secretValue + `"}`
+	seed := func() *v1alpha1.AWSSecret { return newAWSSecret("example", seedSecretID, seedVersionID) }
+	// bumped is the seed example after a commit that bumps versionId: its status still
+	// describes the old version.
+	bumped := func() *v1alpha1.AWSSecret {
+		a := newAWSSecret("example", seedSecretID, newVersionID)
+		a.Generation = 2
+		a.Status = syncedStatus(seed())
+		return a
+	}
+	awsError := func(err error) func(*fakeAWS) {
+		return func(f *fakeAWS) { f.errs[versionRef{seedSecretID, newVersionID}] = err }
+	}
+
+	tests := map[string]struct {
+		awsSecret *v1alpha1.AWSSecret
+		// secret exists before the sync, if set.
+		secret *corev1.Secret
+		// aws prepares Secrets Manager beyond the seed's version, which is always there.
+		aws func(*fakeAWS)
+
+		wantAWSCalls int
+		// wantSecretVerbs are the writes to Secrets, in order.
+		wantSecretVerbs []string
+		// wantData is the data of the last Secret written, when one is.
+		wantData map[string]string
+		// wantReason is the Ready reason; Synced means Ready=True.
+		wantReason string
+		// wantStatusWrite says whether the status is written.
+		wantStatusWrite bool
+		// wantErr says whether the sync handler returns an error, so that the item is retried.
+		wantErr bool
+		// wantEvents are the events recorded, as "Type Reason" prefixes.
+		wantEvents []string
+	}{
+		"seed example creates the Secret": {
+			awsSecret:       seed(),
+			wantAWSCalls:    1,
+			wantSecretVerbs: []string{"create"},
+			wantData:        map[string]string{"foo": secretValue},
+			wantReason:      v1alpha1.ReasonSynced,
+			wantStatusWrite: true,
+			wantEvents:      []string{"Normal Created"},
+		},
+		"up to date: no AWS call, no write, no event": {
+			awsSecret:  withStatus(seed()),
+			secret:     syncedSecret(seed(), map[string]string{"foo": secretValue}),
+			wantReason: v1alpha1.ReasonSynced,
+		},
+		"restart with a stale status: status only, no AWS call": {
+			awsSecret:       seed(),
+			secret:          syncedSecret(seed(), map[string]string{"foo": secretValue}),
+			wantReason:      v1alpha1.ReasonSynced,
+			wantStatusWrite: true,
+		},
+		"versionId bump: one AWS call and an update": {
+			awsSecret: bumped(),
+			secret:    syncedSecret(seed(), map[string]string{"foo": secretValue}),
+			aws: func(f *fakeAWS) {
+				f.putString(seedSecretID, newVersionID, `{"foo":"`+secretValue+`-2"}`)
+			},
+			wantAWSCalls:    1,
+			wantSecretVerbs: []string{"update"},
+			wantData:        map[string]string{"foo": secretValue + "-2"},
+			wantReason:      v1alpha1.ReasonSynced,
+			wantStatusWrite: true,
+			wantEvents:      []string{"Normal Updated"},
+		},
+		"metadata change only: update without an AWS call": {
+			awsSecret: func() *v1alpha1.AWSSecret {
+				a := withStatus(seed())
+				a.Spec.Metadata.Labels = map[string]string{"team": "payments"}
+				a.Spec.Metadata.Annotations = map[string]string{"note": "rotated quarterly"}
+				return a
+			}(),
+			secret:          syncedSecret(seed(), map[string]string{"foo": secretValue}),
+			wantSecretVerbs: []string{"update"},
+			wantData:        map[string]string{"foo": secretValue},
+			wantReason:      v1alpha1.ReasonSynced,
+			wantEvents:      []string{"Normal Updated"},
+		},
+		"data edited by hand: restored from AWS": {
+			awsSecret: withStatus(seed()),
+			secret: func() *corev1.Secret {
+				s := syncedSecret(seed(), map[string]string{"foo": secretValue})
+				s.Data["foo"] = []byte("edited")
+				return s
+			}(),
+			wantAWSCalls:    1,
+			wantSecretVerbs: []string{"update"},
+			wantData:        map[string]string{"foo": secretValue},
+			wantReason:      v1alpha1.ReasonSynced,
+			wantEvents:      []string{"Normal Updated"},
+		},
+		"controller annotation removed by hand: restored": {
+			awsSecret: withStatus(seed()),
+			secret: func() *corev1.Secret {
+				s := syncedSecret(seed(), map[string]string{"foo": secretValue})
+				delete(s.Annotations, AnnotationStringDataVersionID)
+				return s
+			}(),
+			wantAWSCalls:    1,
+			wantSecretVerbs: []string{"update"},
+			wantData:        map[string]string{"foo": secretValue},
+			wantReason:      v1alpha1.ReasonSynced,
+			wantEvents:      []string{"Normal Updated"},
+		},
+		"type change: the Secret is replaced without an AWS call": {
+			awsSecret: func() *v1alpha1.AWSSecret {
+				a := withStatus(seed())
+				a.Spec.Type = corev1.SecretTypeBasicAuth
+				return a
+			}(),
+			secret:          syncedSecret(seed(), map[string]string{"foo": secretValue}),
+			wantSecretVerbs: []string{"delete", "create"},
+			wantData:        map[string]string{"foo": secretValue},
+			wantReason:      v1alpha1.ReasonSynced,
+			wantEvents:      []string{"Normal Replaced"},
+		},
+		"Secret not controlled by the AWSSecret: untouched, SecretConflict": {
+			awsSecret: seed(),
+			secret: &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Name: "example", Namespace: metav1.NamespaceDefault, UID: "theirs"},
+				Data:       map[string][]byte{"mine": []byte("keep")},
+			},
+			wantAWSCalls:    1, // the payload is read before Create reveals the conflict
+			wantSecretVerbs: []string{"create"},
+			wantReason:      v1alpha1.ReasonSecretConflict,
+			wantStatusWrite: true,
+			wantErr:         true,
+			wantEvents:      []string{"Warning SecretConflict"},
+		},
+		"managed Secret controlled by another AWSSecret: untouched, SecretConflict": {
+			awsSecret: seed(),
+			secret: func() *corev1.Secret {
+				other := seed()
+				other.UID = "another-uid"
+				return syncedSecret(other, map[string]string{"foo": "other"})
+			}(),
+			wantReason:      v1alpha1.ReasonSecretConflict,
+			wantStatusWrite: true,
+			wantErr:         true,
+			wantEvents:      []string{"Warning SecretConflict"},
+		},
+		"secret not found": {
+			awsSecret: bumped(),
+			secret:    syncedSecret(seed(), map[string]string{"foo": secretValue}),
+			aws: awsError(&smtypes.ResourceNotFoundException{
+				Message: aws.String("Secrets Manager can't find the specified secret."),
+			}),
+			wantAWSCalls:    1,
+			wantReason:      v1alpha1.ReasonSecretNotFound,
+			wantStatusWrite: true,
+			wantErr:         true,
+			wantEvents:      []string{"Warning SecretNotFound"},
+		},
+		"version not found": {
+			awsSecret:       bumped(),
+			secret:          syncedSecret(seed(), map[string]string{"foo": secretValue}),
+			wantAWSCalls:    1,
+			wantReason:      v1alpha1.ReasonVersionNotFound,
+			wantStatusWrite: true,
+			wantErr:         true,
+			wantEvents:      []string{"Warning VersionNotFound"},
+		},
+		"access denied": {
+			awsSecret: bumped(),
+			secret:    syncedSecret(seed(), map[string]string{"foo": secretValue}),
+			aws: awsError(&smithy.GenericAPIError{
+				Code: "AccessDeniedException", Message: "User is not authorized to perform: secretsmanager:GetSecretValue",
+			}),
+			wantAWSCalls:    1,
+			wantReason:      v1alpha1.ReasonAccessDenied,
+			wantStatusWrite: true,
+			wantErr:         true,
+			wantEvents:      []string{"Warning AccessDenied"},
+		},
+		"secret scheduled for deletion": {
+			awsSecret: bumped(),
+			secret:    syncedSecret(seed(), map[string]string{"foo": secretValue}),
+			aws: awsError(&smtypes.InvalidRequestException{
+				Message: aws.String("You can't perform this operation on the secret because it was marked for deletion."),
+			}),
+			wantAWSCalls:    1,
+			wantReason:      v1alpha1.ReasonSecretScheduledForDeletion,
+			wantStatusWrite: true,
+			wantErr:         true,
+			wantEvents:      []string{"Warning SecretScheduledForDeletion"},
+		},
+		"decryption failure": {
+			awsSecret: bumped(),
+			secret:    syncedSecret(seed(), map[string]string{"foo": secretValue}),
+			aws: awsError(&smtypes.DecryptionFailure{
+				Message: aws.String("Secrets Manager can't decrypt the protected secret text using the provided KMS key."),
+			}),
+			wantAWSCalls:    1,
+			wantReason:      v1alpha1.ReasonDecryptionFailure,
+			wantStatusWrite: true,
+			wantErr:         true,
+			wantEvents:      []string{"Warning DecryptionFailure"},
+		},
+		"throttled": {
+			awsSecret:       bumped(),
+			secret:          syncedSecret(seed(), map[string]string{"foo": secretValue}),
+			aws:             awsError(&smithy.GenericAPIError{Code: "ThrottlingException", Message: "Rate exceeded"}),
+			wantAWSCalls:    1,
+			wantReason:      v1alpha1.ReasonThrottled,
+			wantStatusWrite: true,
+			wantErr:         true,
+			wantEvents:      []string{"Warning Throttled"},
+		},
+		"network error": {
+			awsSecret: bumped(),
+			secret:    syncedSecret(seed(), map[string]string{"foo": secretValue}),
+			aws: awsError(&net.OpError{Op: "dial", Net: "tcp",
+				Err: errors.New("connect: connection refused")}),
+			wantAWSCalls:    1,
+			wantReason:      v1alpha1.ReasonAWSError,
+			wantStatusWrite: true,
+			wantErr:         true,
+			wantEvents:      []string{"Warning AWSError"},
+		},
+		"non-JSON secret: InvalidSecretFormat, Secret untouched": {
+			awsSecret: bumped(),
+			secret:    syncedSecret(seed(), map[string]string{"foo": secretValue}),
+			aws: func(f *fakeAWS) {
+				f.putString(seedSecretID, newVersionID, secretValue)
+			},
+			wantAWSCalls:    1,
+			wantReason:      v1alpha1.ReasonInvalidSecretFormat,
+			wantStatusWrite: true,
+			wantErr:         true,
+			wantEvents:      []string{"Warning InvalidSecretFormat"},
+		},
+		"invalid key: InvalidKey, nothing created": {
+			awsSecret: seed(),
+			aws: func(f *fakeAWS) {
+				f.putString(seedSecretID, seedVersionID, `{"good":"`+secretValue+`","bad key":"`+secretValue+`"}`)
+			},
+			wantAWSCalls:    1,
+			wantReason:      v1alpha1.ReasonInvalidKey,
+			wantStatusWrite: true,
+			wantErr:         true,
+			wantEvents:      []string{"Warning InvalidKey"},
+		},
+		"stringDataFrom and dataFrom merge, stringDataFrom wins": {
+			awsSecret: func() *v1alpha1.AWSSecret {
+				a := seed()
+				a.Spec.DataFrom = &v1alpha1.DataSource{SecretsManagerSecretRef: v1alpha1.SecretsManagerSecretRef{
+					SecretID: "prod/binary", VersionID: newVersionID,
+				}}
+				return a
+			}(),
+			aws: func(f *fakeAWS) {
+				// "Zm9v" is "foo", overridden by stringDataFrom; "AAEC" is 0x00 0x01 0x02.
+				f.putString("prod/binary", newVersionID, `{"foo":"Zm9v","blob":"AAEC"}`)
+			},
+			wantAWSCalls:    2,
+			wantSecretVerbs: []string{"create"},
+			wantData:        map[string]string{"foo": secretValue, "blob": "\x00\x01\x02"},
+			wantReason:      v1alpha1.ReasonSynced,
+			wantStatusWrite: true,
+			wantEvents:      []string{"Normal Created"},
+		},
+		"SecretBinary holding a JSON object": {
+			awsSecret: seed(),
+			aws: func(f *fakeAWS) {
+				f.putBinary(seedSecretID, seedVersionID, []byte(`{"foo":"`+secretValue+`"}`))
+			},
+			wantAWSCalls:    1,
+			wantSecretVerbs: []string{"create"},
+			wantData:        map[string]string{"foo": secretValue},
+			wantReason:      v1alpha1.ReasonSynced,
+			wantStatusWrite: true,
+			wantEvents:      []string{"Normal Created"},
+		},
+		"SecretBinary not JSON": {
+			awsSecret: seed(),
+			aws: func(f *fakeAWS) {
+				f.putBinary(seedSecretID, seedVersionID, []byte{0xde, 0xad, 0xbe, 0xef})
+			},
+			wantAWSCalls:    1,
+			wantReason:      v1alpha1.ReasonInvalidSecretFormat,
+			wantStatusWrite: true,
+			wantErr:         true,
+			wantEvents:      []string{"Warning InvalidSecretFormat"},
+		},
+	}
+
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			f.aws.putString(seedSecretID, seedVersionID, seedJSON)
+			if tc.aws != nil {
+				tc.aws(f.aws)
+			}
+			f.seedAWSSecret(tc.awsSecret)
+			if tc.secret != nil {
+				f.seedSecret(tc.secret)
+			}
+			ctx := f.context()
+			c := f.newController(ctx)
+
+			err := c.syncHandler(ctx, keyOf(t, tc.awsSecret))
+			if gotErr := err != nil; gotErr != tc.wantErr {
+				t.Errorf("syncHandler() error = %v, want error: %v", err, tc.wantErr)
+			}
+
+			if got := f.aws.totalCalls(); got != tc.wantAWSCalls {
+				t.Errorf("AWS calls = %d, want %d (%v)", got, tc.wantAWSCalls, f.aws.calls)
+			}
+
+			var verbs []string
+			var written *corev1.Secret
+			var statusWrites []*v1alpha1.AWSSecret
+			for _, a := range f.writes() {
+				switch {
+				case a.GetResource().Resource == "secrets":
+					verbs = append(verbs, a.GetVerb())
+					if w, ok := a.(core.CreateAction); ok {
+						written = w.GetObject().(*corev1.Secret)
+					}
+					if w, ok := a.(core.UpdateAction); ok {
+						written = w.GetObject().(*corev1.Secret)
+					}
+				case a.GetResource().Resource == "awssecrets" && a.GetSubresource() == "status" && a.GetVerb() == "update":
+					statusWrites = append(statusWrites, a.(core.UpdateAction).GetObject().(*v1alpha1.AWSSecret))
+				default:
+					t.Errorf("unexpected write: %s %s/%s", a.GetVerb(), a.GetResource().Resource, a.GetSubresource())
+				}
+			}
+			if strings.Join(verbs, ",") != strings.Join(tc.wantSecretVerbs, ",") {
+				t.Errorf("Secret writes = %v, want %v", verbs, tc.wantSecretVerbs)
+			}
+			if tc.wantData != nil {
+				if written == nil {
+					t.Fatal("no Secret written")
+				}
+				got := map[string]string{}
+				for k, v := range written.Data {
+					got[k] = string(v)
+				}
+				if !equality.Semantic.DeepEqual(got, tc.wantData) {
+					t.Errorf("Secret data keys = %v, want %v", sortedKeys(got), sortedKeys(tc.wantData))
+				}
+				if !metav1.IsControlledBy(written, tc.awsSecret) {
+					t.Errorf("written Secret is not controlled by the AWSSecret: %v", written.OwnerReferences)
+				}
+				if written.Annotations[AnnotationDataHash] != dataHash(written.Data) {
+					t.Errorf("data hash annotation does not match the data")
+				}
+			}
+			// An error leaves an existing Secret exactly as it was.
+			if tc.wantErr && tc.secret != nil {
+				live, err := f.kubeClient.CoreV1().Secrets(tc.secret.Namespace).Get(ctx, tc.secret.Name, metav1.GetOptions{})
+				if err != nil {
+					t.Fatalf("Secret is gone after a failed sync: %v", err)
+				}
+				live.ManagedFields = nil // the fake tracker adds them
+				if !equality.Semantic.DeepEqual(live, tc.secret) {
+					t.Errorf("Secret changed by a failed sync")
+				}
+			}
+
+			if gotWrite := len(statusWrites) > 0; gotWrite != tc.wantStatusWrite {
+				t.Errorf("status written = %v, want %v", gotWrite, tc.wantStatusWrite)
+			}
+			status := tc.awsSecret.Status
+			if len(statusWrites) > 0 {
+				status = statusWrites[len(statusWrites)-1].Status
+			}
+			cond := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionReady)
+			if cond == nil || cond.Reason != tc.wantReason {
+				t.Errorf("Ready condition = %+v, want reason %s", cond, tc.wantReason)
+			} else if wantTrue := tc.wantReason == v1alpha1.ReasonSynced; (cond.Status == metav1.ConditionTrue) != wantTrue {
+				t.Errorf("Ready = %s, want %v", cond.Status, wantTrue)
+			}
+			if status.ObservedGeneration != tc.awsSecret.Generation {
+				t.Errorf("observedGeneration = %d, want %d", status.ObservedGeneration, tc.awsSecret.Generation)
+			}
+
+			events := f.events()
+			if len(events) != len(tc.wantEvents) {
+				t.Errorf("events = %q, want %q", events, tc.wantEvents)
+			} else {
+				for i := range events {
+					if !strings.HasPrefix(events[i], tc.wantEvents[i]+" ") {
+						t.Errorf("event %d = %q, want %q", i, events[i], tc.wantEvents[i])
+					}
+				}
+			}
+			f.assertNoLeak(err, events, secretValue, "Zm9v", "AAEC")
+		})
+	}
+}
+
+// TestSeedExampleSecret checks the whole Secret the seed example produces and the status it
+// leaves, field by field.
+func TestSeedExampleSecret(t *testing.T) {
+	f := newFixture(t)
+	f.aws.putString(seedSecretID, seedVersionID, `{"foo":"bar"}`)
+	a := newAWSSecret("example", seedSecretID, seedVersionID)
+	a.Spec.Metadata.Labels = map[string]string{"team": "payments"}
+	a.Spec.Metadata.Annotations = map[string]string{"note": "hi", AnnotationDataHash: "spoofed"}
+	f.seedAWSSecret(a)
+	ctx := f.context()
+	c := f.newController(ctx)
+	if err := c.syncHandler(ctx, keyOf(t, a)); err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := f.kubeClient.CoreV1().Secrets("default").Get(ctx, "example", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.ManagedFields, got.TypeMeta = nil, metav1.TypeMeta{} // the fake tracker adds them
+	want := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      "example",
+			Namespace: "default",
+			Labels:    map[string]string{"team": "payments", ManagedByLabel: "aws-secret-controller"},
+			Annotations: map[string]string{
+				"note":                        "hi",
+				AnnotationStringDataSecretID:  seedSecretID,
+				AnnotationStringDataVersionID: seedVersionID,
+				AnnotationDataHash:            dataHash(map[string][]byte{"foo": []byte("bar")}),
+			},
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion:         "mumoshu.github.io/v1alpha1",
+				Kind:               "AWSSecret",
+				Name:               "example",
+				UID:                a.UID,
+				Controller:         ptrTo(true),
+				BlockOwnerDeletion: ptrTo(true),
+			}},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{"foo": []byte("bar")},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Secret differs (-want +got):\n%s", diff)
+	}
+
+	as, err := f.client.MumoshuV1alpha1().AWSSecrets("default").Get(ctx, "example", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(syncedStatus(a), as.Status); diff != "" {
+		t.Errorf("status differs (-want +got):\n%s", diff)
+	}
+	if n := f.aws.totalCalls(); n != 1 {
+		t.Errorf("AWS calls = %d, want 1", n)
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// TestManyAWSSecretsOneVersion shows that AWSSecrets pinning the same version share one AWS call,
+// whether they are synced one after another or all at once.
+func TestManyAWSSecretsOneVersion(t *testing.T) {
+	for _, concurrent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("concurrent=%v", concurrent), func(t *testing.T) {
+			const n = 100
+			f := newFixture(t)
+			f.aws.putString(seedSecretID, seedVersionID, `{"foo":"bar"}`)
+			for i := range n {
+				f.seedAWSSecret(newAWSSecret(fmt.Sprintf("app-%d", i), seedSecretID, seedVersionID))
+			}
+			ctx := f.context()
+			c := f.newController(ctx)
+
+			var wg sync.WaitGroup
+			errs := make(chan error, n)
+			for _, a := range f.awsSecretLister {
+				sync := func() { errs <- c.syncHandler(ctx, keyOf(t, a)) }
+				if concurrent {
+					wg.Add(1)
+					go func() { defer wg.Done(); sync() }()
+				} else {
+					sync()
+				}
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := f.aws.totalCalls(); got != 1 {
+				t.Errorf("AWS calls = %d, want 1", got)
+			}
+			secrets, err := f.kubeClient.CoreV1().Secrets("default").List(ctx, metav1.ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(secrets.Items) != n {
+				t.Errorf("Secrets = %d, want %d", len(secrets.Items), n)
+			}
+			if s := f.cache.Stats(); s.Misses != 1 || s.Hits != n-1 {
+				t.Errorf("cache stats = %+v, want 1 miss and %d hits", s, n-1)
+			}
+		})
+	}
+}
+
+// TestSecondSyncIsANoOp syncs twice from the state the first sync wrote, as after a controller
+// restart: the second costs no AWS call and no write.
+func TestSecondSyncIsANoOp(t *testing.T) {
+	f := newFixture(t)
+	f.aws.putString(seedSecretID, seedVersionID, `{"foo":"bar","n":1}`)
+	a := newAWSSecret("example", seedSecretID, seedVersionID)
+	f.seedAWSSecret(a)
+	ctx := f.context()
+	c := f.newController(ctx)
+	if err := c.syncHandler(ctx, keyOf(t, a)); err != nil {
+		t.Fatal(err)
+	}
+
+	// A new fixture starts from what the first one stored, with an empty version cache.
+	secret, err := f.kubeClient.CoreV1().Secrets("default").Get(ctx, "example", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := f.client.MumoshuV1alpha1().AWSSecrets("default").Get(ctx, "example", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarted := newFixture(t)
+	restarted.aws = f.aws
+	restarted.seedAWSSecret(stored)
+	restarted.seedSecret(secret)
+	c = restarted.newController(ctx)
+	if err := c.syncHandler(ctx, keyOf(t, a)); err != nil {
+		t.Fatal(err)
+	}
+	if w := restarted.writes(); len(w) != 0 {
+		t.Errorf("writes after restart = %v, want none", w)
+	}
+	if n := f.aws.totalCalls(); n != 1 {
+		t.Errorf("AWS calls = %d, want 1 (the first sync's)", n)
+	}
+	if e := restarted.events(); len(e) != 0 {
+		t.Errorf("events after restart = %q, want none", e)
+	}
+}
+
+// TestRepeatedFailureIsQuiet shows that a failure records one event and one status write, not
+// one per retry.
+func TestRepeatedFailureIsQuiet(t *testing.T) {
+	f := newFixture(t)
+	a := newAWSSecret("example", seedSecretID, newVersionID) // not in AWS
+	f.seedAWSSecret(a)
+	ctx := f.context()
+	c := f.newController(ctx)
+	if err := c.syncHandler(ctx, keyOf(t, a)); err == nil {
+		t.Fatal("want an error")
+	}
+	stored, err := f.client.MumoshuV1alpha1().AWSSecrets("default").Get(ctx, "example", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The informer catches up with the status write; the retry fails the same way.
+	if err := f.awsSecretIndexer.Update(stored); err != nil {
+		t.Fatal(err)
+	}
+	f.kubeClient.ClearActions()
+	f.client.ClearActions()
+	f.events()
+	if err := c.syncHandler(ctx, keyOf(t, a)); err == nil {
+		t.Fatal("want an error")
+	}
+	if w := f.writes(); len(w) != 0 {
+		t.Errorf("writes on retry = %v, want none", w)
+	}
+	if e := f.events(); len(e) != 0 {
+		t.Errorf("events on retry = %q, want none", e)
+	}
+}

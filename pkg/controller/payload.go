@@ -1,0 +1,132 @@
+package controller
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
+)
+
+// The payload functions turn the content of a Secrets Manager version into Secret data. Their
+// errors name keys, which are not secret, and never include content.
+
+// stringData maps a stringDataFrom version: a JSON object whose members become data keys. A string
+// is copied as it is; a number or boolean as its JSON text (123, true); an object or array as
+// compact JSON; null as an empty value.
+func stringData(content []byte) (map[string][]byte, error) {
+	members, err := jsonObject(content, "stringDataFrom")
+	if err != nil {
+		return nil, err
+	}
+	data := make(map[string][]byte, len(members))
+	for key, raw := range members {
+		value, err := memberValue(raw)
+		if err != nil {
+			return nil, permanentError(v1alpha1.ReasonInvalidSecretFormat, "stringDataFrom: the value of key %q is not valid JSON", key)
+		}
+		data[key] = value
+	}
+	return data, nil
+}
+
+// binaryData maps a dataFrom version: a JSON object whose values are base64 strings, each decoded
+// into one data key. null is an empty value.
+func binaryData(content []byte) (map[string][]byte, error) {
+	members, err := jsonObject(content, "dataFrom")
+	if err != nil {
+		return nil, err
+	}
+	data := make(map[string][]byte, len(members))
+	for key, raw := range members {
+		if bytes.Equal(raw, []byte("null")) {
+			data[key] = []byte{}
+			continue
+		}
+		var encoded string
+		if json.Unmarshal(raw, &encoded) != nil {
+			return nil, permanentError(v1alpha1.ReasonInvalidSecretFormat, "dataFrom: the value of key %q is not a base64 string", key)
+		}
+		value, err := base64.StdEncoding.DecodeString(encoded)
+		if err != nil {
+			return nil, permanentError(v1alpha1.ReasonInvalidSecretFormat, "dataFrom: the value of key %q is not valid base64", key)
+		}
+		data[key] = value
+	}
+	return data, nil
+}
+
+// jsonObject parses content as one JSON object and checks that every member name is a valid
+// Secret key. The json package's own errors quote content, so they are not passed on.
+func jsonObject(content []byte, field string) (map[string]json.RawMessage, error) {
+	content = bytes.TrimSpace(content)
+	if len(content) == 0 || content[0] != '{' {
+		return nil, permanentError(v1alpha1.ReasonInvalidSecretFormat, "%s: the secret is not a JSON object", field)
+	}
+	var members map[string]json.RawMessage
+	if json.Unmarshal(content, &members) != nil {
+		return nil, permanentError(v1alpha1.ReasonInvalidSecretFormat, "%s: the secret is not a valid JSON object", field)
+	}
+	for _, key := range sortedKeys(members) {
+		if msgs := validation.IsConfigMapKey(key); len(msgs) > 0 {
+			return nil, permanentError(v1alpha1.ReasonInvalidKey, "%s: key %q is not a valid Secret key: %s", field, key, msgs[0])
+		}
+	}
+	return members, nil
+}
+
+func memberValue(raw json.RawMessage) ([]byte, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("empty value")
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, err
+		}
+		return []byte(s), nil
+	case '{', '[':
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, raw); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	case 'n':
+		return []byte{}, nil
+	default:
+		// Numbers and booleans keep their JSON text, so 1.50 stays 1.50.
+		return append([]byte(nil), raw...), nil
+	}
+}
+
+// dataHash is a digest of Secret data, kept in an annotation so that a hand edit of the data is
+// seen without a call to AWS. Keys and values are length-prefixed so no two maps share a digest.
+func dataHash(data map[string][]byte) string {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	for _, key := range sortedKeys(data) {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(key)))])
+		h.Write([]byte(key))
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(data[key])))])
+		h.Write(data[key])
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

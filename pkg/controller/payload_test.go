@@ -1,0 +1,156 @@
+package controller
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
+)
+
+func TestStringData(t *testing.T) {
+	tests := map[string]struct {
+		content    string
+		want       map[string]string
+		wantReason string // empty: success
+	}{
+		"string":                    {content: `{"foo":"bar"}`, want: map[string]string{"foo": "bar"}},
+		"escapes are decoded":       {content: `{"pem":"line1\nline2 \u00e9"}`, want: map[string]string{"pem": "line1\nline2 é"}},
+		"integer keeps its text":    {content: `{"port":5432}`, want: map[string]string{"port": "5432"}},
+		"decimal keeps its text":    {content: `{"ratio":1.50,"big":12345678901234567890}`, want: map[string]string{"ratio": "1.50", "big": "12345678901234567890"}},
+		"booleans":                  {content: `{"on":true,"off":false}`, want: map[string]string{"on": "true", "off": "false"}},
+		"null is empty":             {content: `{"none":null}`, want: map[string]string{"none": ""}},
+		"nested object is compact":  {content: `{"o": { "a" : [1, 2], "b": {"c": null} }}`, want: map[string]string{"o": `{"a":[1,2],"b":{"c":null}}`}},
+		"array is compact":          {content: `{"a":[ "x" , 1 ]}`, want: map[string]string{"a": `["x",1]`}},
+		"empty object":              {content: `{}`, want: map[string]string{}},
+		"surrounding whitespace":    {content: " \n{\"k\":\"v\"}\n", want: map[string]string{"k": "v"}},
+		"all key characters":        {content: `{"a-b_c.D9":"v"}`, want: map[string]string{"a-b_c.D9": "v"}},
+		"not JSON":                  {content: `password123`, wantReason: v1alpha1.ReasonInvalidSecretFormat},
+		"empty":                     {content: ``, wantReason: v1alpha1.ReasonInvalidSecretFormat},
+		"JSON array":                {content: `["a","b"]`, wantReason: v1alpha1.ReasonInvalidSecretFormat},
+		"JSON string":               {content: `"just a string"`, wantReason: v1alpha1.ReasonInvalidSecretFormat},
+		"truncated object":          {content: `{"a":"b"`, wantReason: v1alpha1.ReasonInvalidSecretFormat},
+		"trailing garbage":          {content: `{"a":"b"} x`, wantReason: v1alpha1.ReasonInvalidSecretFormat},
+		"key with a space":          {content: `{"bad key":"v"}`, wantReason: v1alpha1.ReasonInvalidKey},
+		"key with a slash":          {content: `{"a/b":"v"}`, wantReason: v1alpha1.ReasonInvalidKey},
+		"empty key":                 {content: `{"":"v"}`, wantReason: v1alpha1.ReasonInvalidKey},
+		"dot key":                   {content: `{".":"v"}`, wantReason: v1alpha1.ReasonInvalidKey},
+		"one bad key fails it all":  {content: `{"ok":"v","no!":"v"}`, wantReason: v1alpha1.ReasonInvalidKey},
+		"key longer than 253 chars": {content: `{"` + strings.Repeat("k", 254) + `":"v"}`, wantReason: v1alpha1.ReasonInvalidKey},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := stringData([]byte(tc.content))
+			checkPayload(t, got, err, tc.want, tc.wantReason)
+		})
+	}
+}
+
+func TestBinaryData(t *testing.T) {
+	tests := map[string]struct {
+		content    string
+		want       map[string]string
+		wantReason string
+	}{
+		"base64 values are decoded": {content: `{"foo":"YmFy","bin":"AP8="}`, want: map[string]string{"foo": "bar", "bin": "\x00\xff"}},
+		"null is empty":             {content: `{"none":null}`, want: map[string]string{"none": ""}},
+		"bad base64":                {content: `{"foo":"not base64!"}`, wantReason: v1alpha1.ReasonInvalidSecretFormat},
+		"number is not base64":      {content: `{"foo":12}`, wantReason: v1alpha1.ReasonInvalidSecretFormat},
+		"object is not base64":      {content: `{"foo":{"a":"YQ=="}}`, wantReason: v1alpha1.ReasonInvalidSecretFormat},
+		"not an object":             {content: `YmFy`, wantReason: v1alpha1.ReasonInvalidSecretFormat},
+		"invalid key":               {content: `{"a b":"YmFy"}`, wantReason: v1alpha1.ReasonInvalidKey},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := binaryData([]byte(tc.content))
+			checkPayload(t, got, err, tc.want, tc.wantReason)
+		})
+	}
+}
+
+func checkPayload(t *testing.T, got map[string][]byte, err error, want map[string]string, wantReason string) {
+	t.Helper()
+	if wantReason != "" {
+		if reason, transient := reasonOf(err); err == nil || reason != wantReason || transient {
+			t.Fatalf("error = %v, want permanent %s", err, wantReason)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	gotStrings := map[string]string{}
+	for k, v := range got {
+		gotStrings[k] = string(v)
+	}
+	if diff := cmp.Diff(want, gotStrings); diff != "" {
+		t.Errorf("data differ (-want +got):\n%s", diff)
+	}
+}
+
+// TestPayloadErrorsHoldNoContent feeds content whose values are secret and checks that no error
+// repeats them, whatever is wrong with the content.
+func TestPayloadErrorsHoldNoContent(t *testing.T) {
+	const secret = "s3cr3t-v4lue"
+	for _, content := range []string{
+		secret,
+		`{"k":"` + secret + `"`,
+		`{"k":"` + secret + `", "bad key": 1}`,
+		`["` + secret + `"]`,
+		`{"k":` + secret + `}`,
+		`{"k":"` + secret + `"} trailing`,
+	} {
+		for name, decode := range map[string]func([]byte) (map[string][]byte, error){"stringData": stringData, "binaryData": binaryData} {
+			_, err := decode([]byte(content))
+			if err == nil {
+				t.Fatalf("%s(%q): want an error", name, content)
+			}
+			if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "s3cr3t") {
+				t.Errorf("%s: error %q repeats the content", name, err)
+			}
+		}
+	}
+}
+
+func TestDataHash(t *testing.T) {
+	a := dataHash(map[string][]byte{"ab": []byte("c")})
+	if b := dataHash(map[string][]byte{"a": []byte("bc")}); a == b {
+		t.Error("different data share a hash")
+	}
+	if b := dataHash(map[string][]byte{"ab": []byte("c")}); a != b {
+		t.Error("equal data hash differently")
+	}
+	if dataHash(nil) != dataHash(map[string][]byte{}) {
+		t.Error("nil and empty data hash differently")
+	}
+}
+
+// FuzzPayload checks that no content makes the mapping panic, that every error has a known
+// permanent reason, and that every key it returns is a valid Secret key.
+func FuzzPayload(f *testing.F) {
+	for _, seed := range []string{
+		`{"foo":"bar"}`, `{"n":1.5e10,"b":true,"z":null}`, `{"o":{"a":[1,{"b":"c"}]}}`, `{"a":"YmFy"}`,
+		`[]`, `"x"`, `{"a b":1}`, `{"\u0000":1}`, `{"a":"\ud800"}`, "{\"a\":\"\xff\"}", `{`, ``,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, content []byte) {
+		for _, decode := range []func([]byte) (map[string][]byte, error){stringData, binaryData} {
+			data, err := decode(content)
+			if err != nil {
+				reason, transient := reasonOf(err)
+				if transient || (reason != v1alpha1.ReasonInvalidSecretFormat && reason != v1alpha1.ReasonInvalidKey) {
+					t.Fatalf("error %v has reason %s (transient %v)", err, reason, transient)
+				}
+				continue
+			}
+			for key := range data {
+				if _, err := jsonObject([]byte(`{"`+key+`":1}`), "check"); err != nil {
+					t.Fatalf("returned an invalid key %q", key)
+				}
+			}
+			_ = dataHash(data)
+		}
+	})
+}

@@ -1,0 +1,142 @@
+package controller
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+
+	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
+)
+
+// recordingLimiter is a rate limiter that counts what the queue asks of it and delays an hour, so
+// that nothing comes back during a test.
+type recordingLimiter struct {
+	mu      sync.Mutex
+	whens   int
+	forgets int
+}
+
+func (r *recordingLimiter) When(cache.ObjectName) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.whens++
+	return time.Hour
+}
+
+func (r *recordingLimiter) Forget(cache.ObjectName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.forgets++
+}
+
+func (r *recordingLimiter) NumRequeues(cache.ObjectName) int { return 0 }
+
+func (r *recordingLimiter) counts() (whens, forgets int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.whens, r.forgets
+}
+
+// TestRetryPacing shows which failures are retried fast (per-item backoff) and which slowly.
+func TestRetryPacing(t *testing.T) {
+	tests := map[string]struct {
+		// awsErr is what Secrets Manager answers; nil means success.
+		awsErr        error
+		wantFast      int // When calls on Options.RateLimiter
+		wantSlow      int // When calls on Options.PermanentErrorRetry
+		wantForgotten bool
+	}{
+		"success forgets the item":        {wantForgotten: true},
+		"transient error is retried fast": {awsErr: errors.New("dial tcp 127.0.0.1:1: connection refused"), wantFast: 1},
+		"permanent error is retried slowly": {
+			awsErr:   &smtypes.ResourceNotFoundException{Message: ptr.To("Secrets Manager can't find the specified secret.")},
+			wantSlow: 1,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			f.aws.putString(seedSecretID, seedVersionID, `{"foo":"bar"}`)
+			if tc.awsErr != nil {
+				f.aws.errs[versionRef{seedSecretID, seedVersionID}] = tc.awsErr
+			}
+			a := newAWSSecret("example", seedSecretID, seedVersionID)
+			f.seedAWSSecret(a)
+			ctx := f.context()
+			fast, slow := &recordingLimiter{}, &recordingLimiter{}
+			f.options = func(o *Options) { o.RateLimiter, o.PermanentErrorRetry = fast, slow }
+			c := f.newController(ctx)
+			c.queue.Add(keyOf(t, a))
+
+			if !c.processNextWorkItem(ctx) {
+				t.Fatal("queue shut down")
+			}
+			if whens, _ := fast.counts(); whens != tc.wantFast {
+				t.Errorf("fast retries = %d, want %d", whens, tc.wantFast)
+			}
+			if whens, _ := slow.counts(); whens != tc.wantSlow {
+				t.Errorf("slow retries = %d, want %d", whens, tc.wantSlow)
+			}
+			_, fastForgets := fast.counts()
+			_, slowForgets := slow.counts()
+			if forgotten := fastForgets > 0 && slowForgets > 0; forgotten != tc.wantForgotten {
+				t.Errorf("forgotten by both limiters = %v, want %v", forgotten, tc.wantForgotten)
+			}
+			if c.queue.Len() != 0 {
+				t.Errorf("queue length = %d, want 0 (retries wait)", c.queue.Len())
+			}
+		})
+	}
+}
+
+// TestSecretEventsWakeTheirOwner shows that a change to a Secret enqueues the AWSSecret that
+// controls it, and only that.
+func TestSecretEventsWakeTheirOwner(t *testing.T) {
+	owner := newAWSSecret("example", seedSecretID, seedVersionID)
+	owned := syncedSecret(owner, map[string]string{"foo": "bar"})
+	tests := map[string]struct {
+		obj     any
+		wantKey *cache.ObjectName
+	}{
+		"controlled Secret": {obj: owned, wantKey: &cache.ObjectName{Namespace: "default", Name: "example"}},
+		"tombstone of a controlled Secret": {
+			obj:     cache.DeletedFinalStateUnknown{Key: "default/example", Obj: owned},
+			wantKey: &cache.ObjectName{Namespace: "default", Name: "example"},
+		},
+		"Secret without owner": {obj: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: "default"}}},
+		"Secret controlled by something else": {obj: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
+			Name: "x", Namespace: "default",
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "example", UID: "d", Controller: ptr.To(true)}},
+		}}},
+		"Secret owned but not controlled": {obj: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
+			Name: "x", Namespace: "default",
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "AWSSecret", Name: "example", UID: "u"}},
+		}}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			c := f.newController(f.context())
+			c.handleSecret(tc.obj)
+			if tc.wantKey == nil {
+				if c.queue.Len() != 0 {
+					t.Errorf("queue length = %d, want 0", c.queue.Len())
+				}
+				return
+			}
+			if c.queue.Len() != 1 {
+				t.Fatalf("queue length = %d, want 1", c.queue.Len())
+			}
+			if got, _ := c.queue.Get(); got != *tc.wantKey {
+				t.Errorf("enqueued %v, want %v", got, *tc.wantKey)
+			}
+		})
+	}
+}
