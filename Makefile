@@ -72,3 +72,7 @@ $(BIN)/kumo: hack/tools/kumo/go.mod hack/tools/kumo/go.sum
 
 clean:
 	rm -rf $(BIN)
+
+# The controller end to end on a local stack, until Ctrl-C.
+demo: tools build
+	$(GO) run ./hack/demo --repo $(CURDIR)

@@ -44,6 +44,9 @@ func (v Version) size() int {
 	return len(v.Binary)
 }
 
+// AppID identifies the controller's calls in AWS's records.
+const AppID = "aws-secret-controller"
+
 // Config says how to reach Secrets Manager. Credentials come from the SDK's default chain
 // (environment, shared files, IRSA web identity, EKS Pod Identity, instance metadata).
 type Config struct {
@@ -70,6 +73,9 @@ func New(ctx context.Context, cfg Config) (*secretsmanager.Client, error) {
 		return nil, fmt.Errorf("no AWS region: set --aws-region or AWS_REGION")
 	}
 	return secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) {
+		// Shows as app/aws-secret-controller in the User-Agent, so the calls can be told apart
+		// in CloudTrail and emulator logs.
+		o.AppID = AppID
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}

@@ -217,16 +217,14 @@ func NewController(ctx context.Context, opts Options) (*Controller, error) {
 	logger.V(4).Info("Setting up event handlers")
 	if _, err := opts.AWSSecretInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: c.enqueueAWSSecret,
-		UpdateFunc: func(old, new any) {
-			if old.(*v1alpha1.AWSSecret).ResourceVersion == new.(*v1alpha1.AWSSecret).ResourceVersion {
-				return // a resync: nothing changed
-			}
-			c.enqueueAWSSecret(new)
-		},
+		// Resyncs (equal resourceVersions) are enqueued too: they re-check every AWSSecret
+		// against the Secret cache, which costs no API or AWS call when nothing drifted.
+		UpdateFunc: func(_, new any) { c.enqueueAWSSecret(new) },
 	}); err != nil {
 		return nil, err
 	}
 	// A change to a Secret (a hand edit, a deletion) wakes up the AWSSecret that controls it.
+	// Secret resyncs are skipped: the AWSSecret's own resync covers them.
 	if _, err := opts.SecretInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: c.handleSecret,
 		UpdateFunc: func(old, new any) {

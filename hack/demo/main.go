@@ -1,0 +1,203 @@
+// Command demo runs aws-secret-controller end to end on a local stack: a real kube-apiserver and
+// etcd, the kumo Secrets Manager emulator, the controller binary and kubectl, all from bin/
+// (`make demo` builds them). It shows the seed example syncing and a versionId bump rolling
+// out, then keeps everything running for you to explore until Ctrl-C.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
+	"github.com/mumoshu/aws-secret-controller/pkg/generated/clientset/versioned"
+	"github.com/mumoshu/aws-secret-controller/pkg/testenv"
+)
+
+const seedVersionID = "c43e66cb-d0fe-44c5-9b7e-d450441a04be"
+
+func main() {
+	var o options
+	flag.StringVar(&o.repo, "repo", ".", "The repository: manifests/ and bin/ are found there.")
+	flag.BoolVar(&o.once, "once", false, "Exit after the rollout instead of waiting for Ctrl-C.")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	repo string
+	once bool
+}
+
+func run(ctx context.Context, o options, out io.Writer) error {
+	repo, err := filepath.Abs(o.repo)
+	if err != nil {
+		return err
+	}
+	bin := filepath.Join(repo, "bin")
+	step := func(format string, args ...any) { fmt.Fprintf(out, "\n==> "+format+"\n", args...) }
+
+	step("Starting etcd, kube-apiserver and the kumo Secrets Manager emulator")
+	env, err := testenv.New(ctx, testenv.Options{
+		BinDir: bin,
+		CRDs:   []string{filepath.Join(repo, "manifests", "base", "crd", "mumoshu.github.io_awssecrets.yaml")},
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		step("Stopping everything")
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(out, err)
+		}
+	}()
+	kubectl := func(stdin string, args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, filepath.Join(bin, "kubectl"), append([]string{"--kubeconfig", env.Kubeconfig}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		var b bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &b, &b
+		err := cmd.Run()
+		if err != nil {
+			return "", fmt.Errorf("kubectl %s: %v\n%s", strings.Join(args, " "), err, b.String())
+		}
+		return b.String(), nil
+	}
+	sm := env.SecretsManager()
+	kube := kubernetes.NewForConfigOrDie(env.Config)
+	client := versioned.NewForConfigOrDie(env.Config)
+
+	step(`Creating the secret prod/mysecret = {"foo":"bar"} in the emulator`)
+	created, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name: aws.String("prod/mysecret"), SecretString: aws.String(`{"foo":"bar"}`),
+	})
+	if err != nil {
+		return err
+	}
+	v1 := aws.ToString(created.VersionId)
+	fmt.Fprintf(out, "versionId: %s\n", v1)
+
+	step("Starting the controller")
+	logPath := filepath.Join(env.Dir, "aws-secret-controller.log")
+	ctrl, err := startController(bin, env, logPath)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		_ = ctrl.Process.Signal(syscall.SIGTERM)
+		_ = ctrl.Wait()
+	}()
+	fmt.Fprintf(out, "log: %s\n", logPath)
+
+	step("Applying the seed example (manifests/example/awssecret.yaml) with that versionId")
+	example, err := os.ReadFile(filepath.Join(repo, "manifests", "example", "awssecret.yaml"))
+	if err != nil {
+		return err
+	}
+	if _, err := kubectl(strings.ReplaceAll(string(example), seedVersionID, v1), "apply", "-n", "default", "-f", "-"); err != nil {
+		return err
+	}
+	if err := show(ctx, out, kube, client, kubectl, v1); err != nil {
+		return err
+	}
+
+	step(`Putting a new version {"foo":"baz"} and bumping versionId, as a commit would`)
+	put, err := sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
+		SecretId: aws.String("prod/mysecret"), SecretString: aws.String(`{"foo":"baz"}`),
+	})
+	if err != nil {
+		return err
+	}
+	v2 := aws.ToString(put.VersionId)
+	patch := fmt.Sprintf(`{"spec":{"stringDataFrom":{"secretsManagerSecretRef":{"versionId":%q}}}}`, v2)
+	if _, err := kubectl("", "patch", "awssecret", "example", "-n", "default", "--type", "merge", "-p", patch); err != nil {
+		return err
+	}
+	if err := show(ctx, out, kube, client, kubectl, v2); err != nil {
+		return err
+	}
+
+	step("Explore")
+	fmt.Fprintf(out, "export KUBECONFIG=%s\n", env.Kubeconfig)
+	fmt.Fprintf(out, "%s get awssecrets -A\n", filepath.Join(bin, "kubectl"))
+	fmt.Fprintf(out, "export AWS_ENDPOINT_URL_SECRETS_MANAGER=%s AWS_REGION=%s AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test\n", env.SecretsManagerEndpoint, testenv.Region)
+	fmt.Fprintf(out, "aws secretsmanager list-secrets   # or any AWS SDK\n")
+	fmt.Fprintf(out, "controller log: %s\n", logPath)
+	if o.once {
+		return nil
+	}
+	fmt.Fprintln(out, "\nRunning until Ctrl-C.")
+	<-ctx.Done()
+	return nil
+}
+
+// startController runs the controller binary against the stack.
+func startController(bin string, env *testenv.Env, logPath string) (*exec.Cmd, error) {
+	log, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(filepath.Join(bin, "aws-secret-controller"),
+		"--kubeconfig", env.Kubeconfig, "--metrics-bind-address", "127.0.0.1:0", "--health-probe-bind-address", "127.0.0.1:0")
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.Env = append(os.Environ(), env.AWSEnv()...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd, cmd.Start()
+}
+
+// show waits until the example holds versionID, then prints the AWSSecret table and the
+// decoded Secret.
+func show(ctx context.Context, out io.Writer, kube kubernetes.Interface, client versioned.Interface,
+	kubectl func(string, ...string) (string, error), versionID string) error {
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		a, err := client.MumoshuV1alpha1().AWSSecrets("default").Get(ctx, "example", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		ready := meta.IsStatusConditionTrue(a.Status.Conditions, v1alpha1.ConditionReady)
+		return ready && a.Status.StringDataFrom != nil && a.Status.StringDataFrom.VersionID == versionID, nil
+	})
+	if err != nil {
+		return fmt.Errorf("the example did not sync to %s: %w", versionID, err)
+	}
+	table, err := kubectl("", "get", "awssecrets", "-n", "default")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "$ kubectl get awssecrets\n%s", table)
+	secret, err := kube.CoreV1().Secrets("default").Get(ctx, "example", metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "$ kubectl get secret example   # data, decoded\n")
+	keys := make([]string, 0, len(secret.Data))
+	for k := range secret.Data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(out, "%s: %s\n", k, secret.Data[k])
+	}
+	return nil
+}

@@ -1,0 +1,535 @@
+// Package testenv runs a real local stack for integration tests, demos and benchmarks: etcd, a
+// kube-apiserver and the kumo Secrets Manager emulator, on free loopback ports in a temporary
+// folder. The binaries come from `make tools` (bin/ of this repository, or
+// $AWS_SECRET_CONTROLLER_BIN_DIR). Embedders can use it to test their own controllers against
+// the same stack.
+package testenv
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// BinDirEnv names the environment variable that points at the folder holding kube-apiserver,
+// etcd, kumo and kubectl.
+const BinDirEnv = "AWS_SECRET_CONTROLLER_BIN_DIR"
+
+// Region is the AWS region the emulator answers for.
+const Region = "us-east-1"
+
+// Options tune a stack.
+type Options struct {
+	// BinDir holds kube-apiserver, etcd and kumo. Empty means $AWS_SECRET_CONTROLLER_BIN_DIR,
+	// else the bin/ folder of the enclosing repository.
+	BinDir string
+	// Dir is where data, certificates, kubeconfigs and logs go. Empty means a new temporary
+	// folder, removed by Stop.
+	Dir string
+	// Users are extra identities with bearer tokens and no permissions (no groups beyond
+	// system:authenticated), for RBAC tests: see UserConfig.
+	Users []string
+	// CRDs are CRD manifests to install and wait for.
+	CRDs []string
+	// Timeout bounds the start of each component. Zero means two minutes.
+	Timeout time.Duration
+	// EtcdFsync keeps etcd's fsync on. Off by default: tests do not need durability.
+	EtcdFsync bool
+}
+
+// Env is a running stack.
+type Env struct {
+	// Dir holds everything the stack writes; logs are Dir/<component>.log.
+	Dir string
+	// Kubeconfig is the path of an admin (system:masters) kubeconfig.
+	Kubeconfig string
+	// Config is the admin client configuration.
+	Config *rest.Config
+	// APIServerURL is the kube-apiserver's address.
+	APIServerURL string
+	// SecretsManagerEndpoint is the emulator's address, for BaseEndpoint or
+	// AWS_ENDPOINT_URL_SECRETS_MANAGER.
+	SecretsManagerEndpoint string
+	// BinDir is where the binaries were found.
+	BinDir string
+
+	etcdURL   string
+	tokens    map[string]string
+	caData    []byte
+	removeDir bool
+
+	mu    sync.Mutex
+	procs []*process
+}
+
+// Start starts a stack for a test and stops it when the test ends, whether it passes or not.
+// When the test failed, the tail of each component's log is written to the test log.
+func Start(t testing.TB, opts Options) *Env {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	env, err := New(ctx, opts)
+	if err != nil {
+		t.Fatalf("starting the local stack: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, name := range []string{"etcd", "kube-apiserver", "kumo"} {
+				t.Logf("--- last lines of %s.log:\n%s", name, env.LogTail(name, 20))
+			}
+		}
+		if err := env.Stop(); err != nil {
+			t.Errorf("stopping the local stack: %v", err)
+		}
+	})
+	return env
+}
+
+// New starts a stack. Call Stop when done, also on error paths: New stops what it started when
+// it fails.
+func New(ctx context.Context, opts Options) (_ *Env, err error) {
+	if opts.Timeout == 0 {
+		opts.Timeout = 2 * time.Minute
+	}
+	binDir, err := findBinDir(opts.BinDir)
+	if err != nil {
+		return nil, err
+	}
+	e := &Env{Dir: opts.Dir, BinDir: binDir, tokens: map[string]string{}}
+	if e.Dir == "" {
+		if e.Dir, err = os.MkdirTemp("", "aws-secret-controller-env-"); err != nil {
+			return nil, err
+		}
+		e.removeDir = true
+	}
+	defer func() {
+		if err != nil {
+			_ = e.Stop()
+		}
+	}()
+
+	if err := e.startEtcd(ctx, opts); err != nil {
+		return nil, err
+	}
+	if err := e.startAPIServer(ctx, opts); err != nil {
+		return nil, err
+	}
+	if err := e.startKumo(ctx, opts); err != nil {
+		return nil, err
+	}
+	if len(opts.CRDs) > 0 {
+		if err := e.InstallCRDs(ctx, opts.CRDs...); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+func findBinDir(dir string) (string, error) {
+	if dir == "" {
+		dir = os.Getenv(BinDirEnv)
+	}
+	if dir == "" {
+		// The bin/ of the nearest enclosing folder that has one with the stack in it.
+		wd, err := os.Getwd()
+		if err != nil {
+			return "", err
+		}
+		for d := wd; ; d = filepath.Dir(d) {
+			if _, err := os.Stat(filepath.Join(d, "bin", "kube-apiserver")); err == nil {
+				dir = filepath.Join(d, "bin")
+				break
+			}
+			if filepath.Dir(d) == d {
+				break
+			}
+		}
+	}
+	for _, name := range []string{"etcd", "kube-apiserver", "kumo"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			return "", fmt.Errorf("%s not found in %q: run `make tools` or set %s", name, dir, BinDirEnv)
+		}
+	}
+	return filepath.Abs(dir)
+}
+
+func (e *Env) startEtcd(ctx context.Context, opts Options) error {
+	clientPort, peerPort := freePort(), freePort()
+	if clientPort == 0 || peerPort == 0 {
+		return errors.New("no free port for etcd")
+	}
+	clientURL := fmt.Sprintf("http://127.0.0.1:%d", clientPort)
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
+	args := []string{
+		"--data-dir", filepath.Join(e.Dir, "etcd"),
+		"--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
+		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+		"--initial-cluster", "default=" + peerURL,
+		"--log-level", "warn",
+	}
+	if !opts.EtcdFsync {
+		args = append(args, "--unsafe-no-fsync")
+	}
+	p, err := e.start("etcd", args, nil)
+	if err != nil {
+		return err
+	}
+	e.etcdURL = clientURL
+	return e.waitFor(ctx, p, opts.Timeout, func(ctx context.Context) bool {
+		body, status := get(ctx, http.DefaultClient, clientURL+"/health", "")
+		return status == http.StatusOK && bytes.Contains(body, []byte(`"health":"true"`))
+	})
+}
+
+func (e *Env) startAPIServer(ctx context.Context, opts Options) error {
+	certDir := filepath.Join(e.Dir, "certs")
+	if err := os.MkdirAll(certDir, 0o700); err != nil {
+		return err
+	}
+	saKey := filepath.Join(certDir, "sa.key")
+	saPub := filepath.Join(certDir, "sa.pub")
+	if err := writeServiceAccountKeys(saKey, saPub); err != nil {
+		return err
+	}
+	var tokens strings.Builder
+	e.tokens["admin"] = randomToken()
+	fmt.Fprintf(&tokens, "%s,admin,admin,system:masters\n", e.tokens["admin"])
+	for _, user := range opts.Users {
+		e.tokens[user] = randomToken()
+		fmt.Fprintf(&tokens, "%s,%s,%s\n", e.tokens[user], user, user)
+	}
+	tokenFile := filepath.Join(certDir, "tokens.csv")
+	if err := os.WriteFile(tokenFile, []byte(tokens.String()), 0o600); err != nil {
+		return err
+	}
+
+	port := freePort()
+	if port == 0 {
+		return errors.New("no free port for kube-apiserver")
+	}
+	e.APIServerURL = fmt.Sprintf("https://127.0.0.1:%d", port)
+	p, err := e.start("kube-apiserver", []string{
+		"--etcd-servers", e.etcdURL,
+		"--cert-dir", certDir,
+		"--secure-port", fmt.Sprint(port),
+		"--bind-address", "127.0.0.1",
+		"--service-account-issuer", "https://kubernetes.default.svc",
+		"--service-account-key-file", saPub,
+		"--service-account-signing-key-file", saKey,
+		"--token-auth-file", tokenFile,
+		"--authorization-mode", "RBAC",
+		"--service-cluster-ip-range", "10.0.0.0/24",
+		"--disable-admission-plugins", "ServiceAccount",
+		"--max-requests-inflight", "1000",
+		"--max-mutating-requests-inflight", "500",
+	}, nil)
+	if err != nil {
+		return err
+	}
+	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	if err := e.waitFor(ctx, p, opts.Timeout, func(ctx context.Context) bool {
+		_, status := get(ctx, insecure, e.APIServerURL+"/readyz", e.tokens["admin"])
+		return status == http.StatusOK
+	}); err != nil {
+		return err
+	}
+	// The API server made itself a CA and a serving certificate for 127.0.0.1: trust that CA.
+	if e.caData, err = os.ReadFile(filepath.Join(certDir, "apiserver.crt")); err != nil {
+		return err
+	}
+	e.Config = e.UserConfig("admin")
+	e.Kubeconfig = filepath.Join(e.Dir, "admin.kubeconfig")
+	return e.WriteKubeconfig("admin", e.Kubeconfig)
+}
+
+func (e *Env) startKumo(ctx context.Context, opts Options) error {
+	port := freePort()
+	if port == 0 {
+		return errors.New("no free port for kumo")
+	}
+	e.SecretsManagerEndpoint = fmt.Sprintf("http://127.0.0.1:%d", port)
+	p, err := e.start("kumo", nil, []string{"KUMO_HOST=127.0.0.1", fmt.Sprintf("KUMO_PORT=%d", port), "AWS_DEFAULT_REGION=" + Region})
+	if err != nil {
+		return err
+	}
+	return e.waitFor(ctx, p, opts.Timeout, func(ctx context.Context) bool {
+		_, err := e.SecretsManager().ListSecrets(ctx, &secretsmanager.ListSecretsInput{})
+		return err == nil
+	})
+}
+
+// UserConfig returns a client configuration for a user: "admin", or one of Options.Users.
+func (e *Env) UserConfig(user string) *rest.Config {
+	return &rest.Config{
+		Host:            e.APIServerURL,
+		BearerToken:     e.tokens[user],
+		TLSClientConfig: rest.TLSClientConfig{CAData: e.caData},
+		QPS:             1000,
+		Burst:           2000,
+	}
+}
+
+// WriteKubeconfig writes a kubeconfig for a user ("admin" or one of Options.Users) to path.
+func (e *Env) WriteKubeconfig(user, path string) error {
+	token, ok := e.tokens[user]
+	if !ok {
+		return fmt.Errorf("no user %q", user)
+	}
+	return e.writeKubeconfig(user, token, path)
+}
+
+// WriteTokenKubeconfig writes a kubeconfig that authenticates with a bearer token, such as one
+// from a ServiceAccount's TokenRequest.
+func (e *Env) WriteTokenKubeconfig(name, token, path string) error {
+	return e.writeKubeconfig(name, token, path)
+}
+
+func (e *Env) writeKubeconfig(name, token, path string) error {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["local"] = &clientcmdapi.Cluster{Server: e.APIServerURL, CertificateAuthorityData: e.caData}
+	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: token}
+	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: "local", AuthInfo: name, Namespace: "default"}
+	cfg.CurrentContext = name
+	return clientcmd.WriteToFile(*cfg, path)
+}
+
+// SecretsManager returns a client of the emulator, with static test credentials.
+func (e *Env) SecretsManager() *secretsmanager.Client {
+	return secretsmanager.New(secretsmanager.Options{
+		Region:       Region,
+		BaseEndpoint: aws.String(e.SecretsManagerEndpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+	})
+}
+
+// AWSEnv returns the environment a process needs to use the emulator through the AWS SDK's
+// default configuration.
+func (e *Env) AWSEnv() []string {
+	return []string{
+		"AWS_ACCESS_KEY_ID=test",
+		"AWS_SECRET_ACCESS_KEY=test",
+		"AWS_REGION=" + Region,
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + e.SecretsManagerEndpoint,
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
+}
+
+// EmulatorRequests counts the requests the emulator logged for a Secrets Manager operation
+// (e.g. "GetSecretValue") whose User-Agent contains agent ("" for any).
+func (e *Env) EmulatorRequests(operation, agent string) (int, error) {
+	f, err := os.Open(filepath.Join(e.Dir, "kumo.log"))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	target := "target=secretsmanager." + operation + " "
+	n := 0
+	scanner := bufio.NewScanner(f)
+	scanner.Buffer(make([]byte, 64*1024), 1024*1024)
+	for scanner.Scan() {
+		line := scanner.Text()
+		if strings.Contains(line, target) && strings.Contains(line, agent) {
+			n++
+		}
+	}
+	return n, scanner.Err()
+}
+
+// LogTail returns the last n lines of a component's log ("etcd", "kube-apiserver", "kumo").
+func (e *Env) LogTail(component string, n int) string {
+	b, err := os.ReadFile(filepath.Join(e.Dir, component+".log"))
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Stop stops every component, newest first, and removes the temporary folder. It is safe to call
+// more than once.
+func (e *Env) Stop() error {
+	e.mu.Lock()
+	procs := e.procs
+	e.procs = nil
+	e.mu.Unlock()
+	var errs []error
+	for i := len(procs) - 1; i >= 0; i-- {
+		if err := procs[i].stop(10 * time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if e.removeDir {
+		if err := os.RemoveAll(e.Dir); err != nil {
+			errs = append(errs, err)
+		}
+		e.removeDir = false
+	}
+	return errors.Join(errs...)
+}
+
+// process is a component started by the Env.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+func (e *Env) start(name string, args, env []string) (*process, error) {
+	log, err := os.Create(filepath.Join(e.Dir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(filepath.Join(e.BinDir, name), args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = sysProcAttr()
+	if err := startLocked(cmd); err != nil {
+		log.Close()
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	p := &process{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		log.Close()
+		close(p.done)
+	}()
+	e.mu.Lock()
+	e.procs = append(e.procs, p)
+	e.mu.Unlock()
+	return p, nil
+}
+
+// stop sends SIGTERM to the process group, then SIGKILL after grace.
+func (p *process) stop(grace time.Duration) error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(grace):
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	select {
+	case <-p.done:
+		return fmt.Errorf("%s did not stop within %s of SIGTERM and was killed", p.name, grace)
+	case <-time.After(grace):
+		return fmt.Errorf("%s did not exit after SIGKILL", p.name)
+	}
+}
+
+// waitFor polls ready until it holds, the process exits, or the timeout passes.
+func (e *Env) waitFor(ctx context.Context, p *process, timeout time.Duration, ready func(context.Context) bool) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		attempt, cancelAttempt := context.WithTimeout(ctx, 2*time.Second)
+		ok := ready(attempt)
+		cancelAttempt()
+		if ok {
+			return nil
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited before it was ready (%v):\n%s", p.name, p.err, e.LogTail(p.name, 20))
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready within %s:\n%s", p.name, timeout, e.LogTail(p.name, 20))
+		case <-tick.C:
+		}
+	}
+}
+
+func get(ctx context.Context, client *http.Client, url, token string) ([]byte, int) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, 0
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, 0
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return body, resp.StatusCode
+}
+
+// freePort returns a loopback port nothing listens on now, or 0.
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func randomToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func writeServiceAccountKeys(keyPath, pubPath string) error {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o600)
+}
+
+// PID returns the process id of a running component ("etcd", "kube-apiserver", "kumo").
+func (e *Env) PID(component string) (int, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, p := range e.procs {
+		if p.name == component {
+			return p.cmd.Process.Pid, true
+		}
+	}
+	return 0, false
+}
