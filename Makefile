@@ -75,4 +75,12 @@ clean:
 
 # The controller end to end on a local stack, until Ctrl-C.
 demo: tools build
-	$(GO) run ./hack/demo --repo $(CURDIR)
+	$(GO) build -o $(BIN)/demo ./hack/demo
+	$(BIN)/demo --repo $(CURDIR)
+
+# Scale benchmark on the local stack (not part of `make test`): writes docs/benchmarks.md and
+# docs/benchmarks.json. Shorter runs: make bench BENCHFLAGS='--objects 1000 --versions 200 --steady 30s'.
+BENCHFLAGS ?=
+bench: tools build
+	$(GO) build -o $(BIN)/bench ./hack/bench
+	$(BIN)/bench --repo $(CURDIR) $(BENCHFLAGS)

@@ -122,6 +122,12 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	// Events get a client, and so a rate limit, of their own: a burst of them (one per Secret
+	// created at a cold start) must not slow the Secret writes down.
+	eventsClient, err := kubernetes.NewForConfig(kubeCfg)
+	if err != nil {
+		return err
+	}
 
 	sm, err := awssm.New(ctx, awssm.Config{Region: o.awsRegion, Endpoint: o.awsEndpoint})
 	if err != nil {
@@ -145,6 +151,7 @@ func run(ctx context.Context, o options) error {
 		AWSSecretInformer: factory.Mumoshu().V1alpha1().AWSSecrets(),
 		SecretInformer:    kubeFactory.Core().V1().Secrets(),
 		Versions:          versions,
+		EventsClient:      eventsClient,
 		OnSync:            m.observeSync,
 	})
 	if err != nil {

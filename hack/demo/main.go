@@ -99,15 +99,12 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	fmt.Fprintf(out, "versionId: %s\n", v1)
 
 	step("Starting the controller")
-	logPath := filepath.Join(env.Dir, "aws-secret-controller.log")
-	ctrl, err := startController(bin, env, logPath)
+	ctrl, err := env.StartController(ctx, testenv.ControllerOptions{})
 	if err != nil {
 		return err
 	}
-	defer func() {
-		_ = ctrl.Process.Signal(syscall.SIGTERM)
-		_ = ctrl.Wait()
-	}()
+	defer func() { _, _ = ctrl.Stop(10 * time.Second) }()
+	logPath := ctrl.LogPath
 	fmt.Fprintf(out, "log: %s\n", logPath)
 
 	step("Applying the seed example (manifests/example/awssecret.yaml) with that versionId")
@@ -150,20 +147,6 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	fmt.Fprintln(out, "\nRunning until Ctrl-C.")
 	<-ctx.Done()
 	return nil
-}
-
-// startController runs the controller binary against the stack.
-func startController(bin string, env *testenv.Env, logPath string) (*exec.Cmd, error) {
-	log, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(filepath.Join(bin, "aws-secret-controller"),
-		"--kubeconfig", env.Kubeconfig, "--metrics-bind-address", "127.0.0.1:0", "--health-probe-bind-address", "127.0.0.1:0")
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.Env = append(os.Environ(), env.AWSEnv()...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	return cmd, cmd.Start()
 }
 
 // show waits until the example holds versionID, then prints the AWSSecret table and the

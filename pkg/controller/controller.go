@@ -104,8 +104,11 @@ type Options struct {
 	// Versions reads Secrets Manager; normally an *awssm.Cache shared by every AWSSecret.
 	Versions VersionGetter
 
-	// Recorder records events. Nil means the controller posts them through KubeClient.
+	// Recorder records events. Nil means the controller posts them through EventsClient.
 	Recorder record.EventRecorder
+	// EventsClient posts events when Recorder is nil. Nil means KubeClient. A client of its own
+	// keeps event posts from spending KubeClient's rate limit, which Secret writes need.
+	EventsClient kubernetes.Interface
 	// Clock stamps condition transitions. Nil means the real clock.
 	Clock clock.PassiveClock
 	// QueueName names the workqueue in its metrics. Empty means ComponentName.
@@ -146,8 +149,15 @@ type Controller struct {
 	permanentRetry workqueue.TypedRateLimiter[cache.ObjectName]
 
 	recorder record.EventRecorder
-	// broadcaster is set when the controller made its own recorder, to start and stop it in Run.
-	broadcaster record.EventBroadcaster
+	// broadcaster is set when the controller made its own recorder, to start and stop it in Run;
+	// eventsClient is where it posts.
+	broadcaster  record.EventBroadcaster
+	eventsClient kubernetes.Interface
+
+	// statusWrites remembers, per AWSSecret, the resourceVersion our last status update replaced
+	// and the status it wrote, so that a sync working from a lister that has not caught up
+	// with that write does not write it again (and fail with a conflict).
+	statusWrites sync.Map // cache.ObjectName -> statusWrite
 
 	clock       clock.PassiveClock
 	syncTimeout time.Duration
@@ -177,6 +187,7 @@ func NewController(ctx context.Context, opts Options) (*Controller, error) {
 		versions:         opts.Versions,
 		permanentRetry:   opts.PermanentErrorRetry,
 		recorder:         opts.Recorder,
+		eventsClient:     opts.EventsClient,
 		clock:            opts.Clock,
 		syncTimeout:      opts.SyncTimeout,
 		onSync:           opts.OnSync,
@@ -186,6 +197,9 @@ func NewController(ctx context.Context, opts Options) (*Controller, error) {
 	}
 	if c.clock == nil {
 		c.clock = clock.RealClock{}
+	}
+	if c.eventsClient == nil {
+		c.eventsClient = c.kubeClient
 	}
 	if c.syncTimeout == 0 {
 		c.syncTimeout = time.Minute
@@ -253,7 +267,7 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 
 	if c.broadcaster != nil {
 		c.broadcaster.StartStructuredLogging(3)
-		c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.kubeClient.CoreV1().Events("")})
+		c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.eventsClient.CoreV1().Events("")})
 		defer c.broadcaster.Shutdown()
 	}
 

@@ -20,6 +20,7 @@ import (
 	core "k8s.io/client-go/testing"
 
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
+	"github.com/mumoshu/aws-secret-controller/pkg/awssm"
 )
 
 // secretValue is the value behind every test secret: it must never show up outside a Secret.
@@ -621,5 +622,56 @@ func TestRepeatedFailureIsQuiet(t *testing.T) {
 	}
 	if e := f.events(); len(e) != 0 {
 		t.Errorf("events on retry = %q, want none", e)
+	}
+}
+
+// TestStaleListerDoesNotRepeatStatusWrite syncs again before the AWSSecret informer has seen
+// the status the first sync wrote (the Secret informer has seen the new Secret, whose event
+// brought the second sync): the write is not repeated.
+func TestStaleListerDoesNotRepeatStatusWrite(t *testing.T) {
+	f := newFixture(t)
+	f.aws.putString(seedSecretID, seedVersionID, `{"foo":"bar"}`)
+	a := newAWSSecret("example", seedSecretID, seedVersionID)
+	a.ResourceVersion = "10"
+	f.seedAWSSecret(a)
+	ctx := f.context()
+	c := f.newController(ctx)
+	if err := c.syncHandler(ctx, keyOf(t, a)); err != nil {
+		t.Fatal(err)
+	}
+	secret, err := f.kubeClient.CoreV1().Secrets("default").Get(ctx, "example", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.secretIndexer.Add(secret); err != nil {
+		t.Fatal(err)
+	}
+	f.kubeClient.ClearActions()
+	f.client.ClearActions()
+
+	if err := c.syncHandler(ctx, keyOf(t, a)); err != nil {
+		t.Fatal(err)
+	}
+	if w := f.writes(); len(w) != 0 {
+		t.Errorf("writes from a stale lister = %v, want none", w)
+	}
+
+	// A real change to the status is still written, from the same stale object.
+	f.aws.errs[versionRef{seedSecretID, seedVersionID}] = errors.New("dial tcp: connection refused")
+	c.versions = awssm.NewCache(f.aws, awssm.CacheOptions{}) // forget the cached version
+	if err := f.secretIndexer.Update(func() *corev1.Secret { s := secret.DeepCopy(); s.Data["foo"] = []byte("edited"); return s }()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.syncHandler(ctx, keyOf(t, a)); err == nil {
+		t.Fatal("want an error")
+	}
+	var statusWrites int
+	for _, w := range f.writes() {
+		if w.GetSubresource() == "status" {
+			statusWrites++
+		}
+	}
+	if statusWrites != 1 {
+		t.Errorf("status writes for a new failure = %d, want 1", statusWrites)
 	}
 }

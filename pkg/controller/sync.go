@@ -29,6 +29,7 @@ func (c *Controller) syncHandler(ctx context.Context, key cache.ObjectName) erro
 	if apierrors.IsNotFound(err) {
 		// Deleted: garbage collection removes the Secret through its ownerReference.
 		logger.V(4).Info("AWSSecret no longer exists")
+		c.statusWrites.Delete(key)
 		return nil
 	}
 	if err != nil {
@@ -283,9 +284,39 @@ func (c *Controller) updateStatus(ctx context.Context, awsSecret *v1alpha1.AWSSe
 	if equality.Semantic.DeepEqual(awsSecret.Status, updated.Status) {
 		return nil
 	}
-	_, err := c.client.MumoshuV1alpha1().AWSSecrets(awsSecret.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
+	key := cache.MetaObjectToName(awsSecret)
+	if last, ok := c.statusWrites.Load(key); ok {
+		last := last.(statusWrite)
+		if last.replaced == awsSecret.ResourceVersion && sameStatus(last.status, updated.Status) {
+			// The lister still shows the object our last write replaced: that write holds this
+			// status already, and its watch event will bring the next sync.
+			return nil
+		}
+	}
+	written, err := c.client.MumoshuV1alpha1().AWSSecrets(awsSecret.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
 	if err != nil {
 		return kubernetesError(err, "updating status of AWSSecret %s", awsSecret.Name)
 	}
+	c.statusWrites.Store(key, statusWrite{replaced: awsSecret.ResourceVersion, status: written.Status})
 	return nil
+}
+
+// sameStatus compares statuses but for the conditions' transition times: a sync from a stale
+// lister stamps a transition the write it repeats already stamped.
+func sameStatus(a, b v1alpha1.AWSSecretStatus) bool {
+	a, b = *a.DeepCopy(), *b.DeepCopy()
+	for i := range a.Conditions {
+		a.Conditions[i].LastTransitionTime = metav1.Time{}
+	}
+	for i := range b.Conditions {
+		b.Conditions[i].LastTransitionTime = metav1.Time{}
+	}
+	return equality.Semantic.DeepEqual(a, b)
+}
+
+// statusWrite is a status update the controller made: the resourceVersion it replaced and the
+// status it wrote.
+type statusWrite struct {
+	replaced string
+	status   v1alpha1.AWSSecretStatus
 }

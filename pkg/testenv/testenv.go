@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -367,11 +368,7 @@ func (e *Env) LogTail(component string, n int) string {
 	if err != nil {
 		return err.Error()
 	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return lastLines(string(b), n)
 }
 
 // Stop stops every component, newest first, and removes the temporary folder. It is safe to call
@@ -487,18 +484,25 @@ func get(ctx context.Context, client *http.Client, url, token string) ([]byte, i
 		return nil, 0
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 256<<20)) // kube-apiserver /metrics runs to megabytes
 	return body, resp.StatusCode
 }
 
 // freePort returns a loopback port nothing listens on now, or 0.
 func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	_, port, err := net.SplitHostPort(freeAddr())
 	if err != nil {
 		return 0
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	n, _ := strconv.Atoi(port)
+	return n
+}
+
+// tlsConfig trusts the API server's CA.
+func tlsConfig(caData []byte) *tls.Config {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caData)
+	return &tls.Config{RootCAs: pool}
 }
 
 func randomToken() string {

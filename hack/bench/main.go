@@ -1,0 +1,653 @@
+// Command bench measures aws-secret-controller at scale on the real local stack (kube-apiserver,
+// etcd, kumo) with the real controller binary, and writes the figures as a markdown table and a
+// JSON file. `make bench` runs it; see docs/benchmarks.md for a run and how to read it.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
+	"github.com/mumoshu/aws-secret-controller/pkg/controller"
+	"github.com/mumoshu/aws-secret-controller/pkg/generated/clientset/versioned"
+	"github.com/mumoshu/aws-secret-controller/pkg/testenv"
+)
+
+type config struct {
+	repo            string
+	objects         int
+	namespaces      int
+	versions        int
+	steady          time.Duration
+	rolloutFraction float64
+	unrelated       int
+	unrelatedSize   int
+	qps             int
+	burst           int
+	workers         int
+	controllerArgs  string
+	markdown        string
+	jsonPath        string
+	etcdFsync       bool
+}
+
+func main() {
+	var c config
+	flag.StringVar(&c.repo, "repo", ".", "The repository: bin/ is found there.")
+	flag.IntVar(&c.objects, "objects", 10000, "N: AWSSecrets.")
+	flag.IntVar(&c.namespaces, "namespaces", 20, "Namespaces the AWSSecrets are spread over.")
+	flag.IntVar(&c.versions, "versions", 2000, "K: distinct Secrets Manager versions the AWSSecrets pin.")
+	flag.DurationVar(&c.steady, "steady", 10*time.Minute, "S2: how long to watch the synced cluster.")
+	flag.Float64Var(&c.rolloutFraction, "rollout-fraction", 0.1, "S4: the fraction of AWSSecrets whose versionId is bumped.")
+	flag.IntVar(&c.unrelated, "unrelated", 20000, "S5: Secrets not managed by the controller.")
+	flag.IntVar(&c.unrelatedSize, "unrelated-size", 8192, "S5: bytes of data in each unrelated Secret.")
+	flag.IntVar(&c.qps, "qps", 200, "Kubernetes client QPS, for the controller (--kube-api-qps) and the plain client-go loop.")
+	flag.IntVar(&c.burst, "burst", 400, "Kubernetes client burst, for both.")
+	flag.IntVar(&c.workers, "workers", 16, "Controller workers, and the plain loop's concurrency.")
+	flag.StringVar(&c.controllerArgs, "controller-args", "", "Extra controller flags, space separated.")
+	flag.StringVar(&c.markdown, "out", "docs/benchmarks.md", "Markdown report.")
+	flag.StringVar(&c.jsonPath, "json", "docs/benchmarks.json", "JSON report with every figure.")
+	flag.BoolVar(&c.etcdFsync, "etcd-fsync", false, "Run etcd with fsync (off by default, as in the tests).")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, c); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// report is everything a run measured.
+type report struct {
+	Date       string            `json:"date"`
+	Command    string            `json:"command"`
+	Machine    machine           `json:"machine"`
+	Parameters map[string]any    `json:"parameters"`
+	Baseline   baseline          `json:"baseline"`
+	Scenarios  []scenario        `json:"scenarios"`
+	Setup      map[string]string `json:"setup"`
+	LoadBefore string            `json:"loadAverageBefore"`
+	LoadAfter  string            `json:"loadAverageAfter"`
+}
+
+type machine struct {
+	Cores     int    `json:"cores"`
+	GoVersion string `json:"goVersion"`
+	OS        string `json:"os"`
+	MemTotal  string `json:"memTotal"`
+}
+
+// baseline is the API server's ceiling: the same number of Secret writes from a plain client-go
+// loop with the controller's QPS, burst and concurrency.
+type baseline struct {
+	Writes  int     `json:"writes"`
+	Seconds float64 `json:"seconds"`
+	PerSec  float64 `json:"writesPerSecond"`
+}
+
+type scenario struct {
+	Name            string             `json:"name"`
+	Seconds         float64            `json:"seconds"`
+	AWSCallsMetrics int                `json:"awsCallsByMetrics"`
+	AWSCallsKumo    int                `json:"awsCallsByEmulatorLog"`
+	WantAWSCalls    int                `json:"wantAWSCalls"`
+	Writes          map[string]float64 `json:"controllerWrites"`
+	RSSKiB          int64              `json:"rssKiB"`
+	PeakRSSKiB      int64              `json:"peakRssKiB"`
+	Notes           string             `json:"notes,omitempty"`
+}
+
+// bench holds the running stack and clients.
+type bench struct {
+	cfg      config
+	env      *testenv.Env
+	kube     kubernetes.Interface
+	client   versioned.Interface
+	sm       *secretsmanager.Client
+	versions []string // versionId of bench/secret-<i>
+	ctrl     *testenv.Controller
+	ctrlN    int
+}
+
+func run(ctx context.Context, c config) error {
+	repo, err := filepath.Abs(c.repo)
+	if err != nil {
+		return err
+	}
+	r := report{
+		Date:       time.Now().UTC().Format(time.RFC3339),
+		Command:    "make bench BENCHFLAGS='" + strings.Join(os.Args[1:], " ") + "'",
+		Machine:    machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, MemTotal: memTotal()},
+		Parameters: map[string]any{"objects": c.objects, "namespaces": c.namespaces, "versions": c.versions, "steady": c.steady.String(), "rolloutFraction": c.rolloutFraction, "unrelated": c.unrelated, "unrelatedSize": c.unrelatedSize, "qps": c.qps, "burst": c.burst, "workers": c.workers, "controllerArgs": c.controllerArgs, "etcdFsync": c.etcdFsync},
+		Setup:      map[string]string{},
+		LoadBefore: loadAverage(),
+	}
+	logf("starting the stack")
+	env, err := testenv.New(ctx, testenv.Options{
+		BinDir:    filepath.Join(repo, "bin"),
+		CRDs:      []string{filepath.Join(repo, "manifests", "base", "crd", "mumoshu.github.io_awssecrets.yaml")},
+		EtcdFsync: c.etcdFsync,
+	})
+	if err != nil {
+		return err
+	}
+	defer env.Stop()
+	fast := rest.CopyConfig(env.Config)
+	fast.QPS, fast.Burst = 2000, 4000
+	fast.ContentType = "application/vnd.kubernetes.protobuf"
+	b := &bench{cfg: c, env: env, kube: kubernetes.NewForConfigOrDie(fast), client: versioned.NewForConfigOrDie(env.Config), sm: env.SecretsManager()}
+	defer func() {
+		if b.ctrl != nil {
+			_, _ = b.ctrl.Stop(10 * time.Second)
+		}
+	}()
+
+	start := time.Now()
+	if err := b.createVersions(ctx); err != nil {
+		return err
+	}
+	r.Setup["create K versions in kumo"] = since(start)
+
+	logf("baseline: %d Secret creates by a plain client-go loop", c.objects)
+	if r.Baseline, err = b.baseline(ctx); err != nil {
+		return err
+	}
+
+	start = time.Now()
+	if err := b.createAWSSecrets(ctx); err != nil {
+		return err
+	}
+	r.Setup["create N AWSSecrets"] = since(start)
+
+	steps := []func(context.Context) (scenario, error){b.s1ColdStart, b.s2SteadyState, b.s3Restart, b.s4Rollout, b.s5Unrelated}
+	for _, step := range steps {
+		s, err := step(ctx)
+		if err != nil {
+			return err
+		}
+		logf("%s: %.1fs, AWS calls %d (kumo %d, want %d), writes %v, RSS %d KiB (peak %d KiB)", s.Name, s.Seconds, s.AWSCallsMetrics, s.AWSCallsKumo, s.WantAWSCalls, s.Writes, s.RSSKiB, s.PeakRSSKiB)
+		r.Scenarios = append(r.Scenarios, s)
+	}
+	r.LoadAfter = loadAverage()
+	return writeReports(repo, c, r)
+}
+
+// createVersions creates K secrets in the emulator, one version each.
+func (b *bench) createVersions(ctx context.Context) error {
+	b.versions = make([]string, b.cfg.versions)
+	return parallel(ctx, b.cfg.versions, 16, func(ctx context.Context, i int) error {
+		out, err := b.sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+			Name:         aws.String(fmt.Sprintf("bench/secret-%04d", i)),
+			SecretString: aws.String(fmt.Sprintf(`{"username":"user-%d","password":%q}`, i, randomString())),
+		})
+		if err != nil {
+			return err
+		}
+		b.versions[i] = aws.ToString(out.VersionId)
+		return nil
+	})
+}
+
+// baseline creates N small Secrets with a client limited like the controller's, then deletes
+// them.
+func (b *bench) baseline(ctx context.Context) (baseline, error) {
+	cfg := rest.CopyConfig(b.env.Config)
+	cfg.QPS, cfg.Burst = float32(b.cfg.qps), b.cfg.burst
+	cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	kube := kubernetes.NewForConfigOrDie(cfg)
+	const ns = "bench-baseline"
+	if _, err := b.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		return baseline{}, err
+	}
+	start := time.Now()
+	err := parallel(ctx, b.cfg.objects, b.cfg.workers, func(ctx context.Context, i int) error {
+		_, err := kube.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("s-%05d", i)},
+			Data:       map[string][]byte{"username": []byte("user"), "password": []byte(randomString())},
+		}, metav1.CreateOptions{})
+		return err
+	})
+	if err != nil {
+		return baseline{}, err
+	}
+	secs := time.Since(start).Seconds()
+	if err := b.kube.CoreV1().Secrets(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		return baseline{}, err
+	}
+	return baseline{Writes: b.cfg.objects, Seconds: secs, PerSec: float64(b.cfg.objects) / secs}, nil
+}
+
+func (b *bench) namespace(i int) string { return fmt.Sprintf("bench-%02d", i%b.cfg.namespaces) }
+func (b *bench) name(i int) string      { return fmt.Sprintf("app-%05d", i) }
+
+// createAWSSecrets creates N AWSSecrets; AWSSecret i pins version i mod K.
+func (b *bench) createAWSSecrets(ctx context.Context) error {
+	for n := range b.cfg.namespaces {
+		if _, err := b.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: b.namespace(n)}}, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+	}
+	client := versioned.NewForConfigOrDie(func() *rest.Config { c := rest.CopyConfig(b.env.Config); c.QPS, c.Burst = 2000, 4000; return c }())
+	return parallel(ctx, b.cfg.objects, 32, func(ctx context.Context, i int) error {
+		k := i % b.cfg.versions
+		_, err := client.MumoshuV1alpha1().AWSSecrets(b.namespace(i)).Create(ctx, &v1alpha1.AWSSecret{
+			ObjectMeta: metav1.ObjectMeta{Name: b.name(i)},
+			Spec: v1alpha1.AWSSecretSpec{StringDataFrom: &v1alpha1.DataSource{SecretsManagerSecretRef: v1alpha1.SecretsManagerSecretRef{
+				SecretID: fmt.Sprintf("bench/secret-%04d", k), VersionID: b.versions[k],
+			}}},
+		}, metav1.CreateOptions{})
+		return err
+	})
+}
+
+// startController starts a new controller process.
+func (b *bench) startController(ctx context.Context) error {
+	b.ctrlN++
+	args := []string{"--workers", fmt.Sprint(b.cfg.workers), "--kube-api-qps", fmt.Sprint(b.cfg.qps), "--kube-api-burst", fmt.Sprint(b.cfg.burst)}
+	args = append(args, strings.Fields(b.cfg.controllerArgs)...)
+	ctrl, err := b.env.StartController(ctx, testenv.ControllerOptions{Name: fmt.Sprintf("controller-%d", b.ctrlN), Args: args, ReadyTimeout: 5 * time.Minute})
+	if err != nil {
+		return err
+	}
+	b.ctrl = ctrl
+	return nil
+}
+
+// counters are the figures a scenario reports as differences.
+type counters struct {
+	awsCalls, kumoCalls int
+	writes              map[string]float64
+}
+
+func (b *bench) counters(ctx context.Context) (counters, error) {
+	var c counters
+	if b.ctrl != nil && !stopped(b.ctrl) {
+		v, err := b.ctrl.Metric("aws_secret_controller_aws_api_calls_total", map[string]string{"operation": "GetSecretValue"})
+		if err != nil {
+			return c, err
+		}
+		c.awsCalls = int(v)
+	}
+	n, err := b.env.EmulatorRequests("GetSecretValue", "app/aws-secret-controller")
+	if err != nil {
+		return c, err
+	}
+	c.kumoCalls = n
+	c.writes = map[string]float64{}
+	// The controller's writes, told apart from the bench's own (PATCH of awssecrets, creates of
+	// unrelated Secrets, which happen outside the measured windows).
+	for key, labels := range map[string]map[string]string{
+		"secrets.create":    {"verb": "POST", "resource": "secrets"},
+		"secrets.update":    {"verb": "PUT", "resource": "secrets"},
+		"secrets.delete":    {"verb": "DELETE", "resource": "secrets"},
+		"awssecrets.status": {"verb": "PUT", "resource": "awssecrets", "subresource": "status"},
+		"conflicts":         {"code": "409"},
+		"events.create":     {"verb": "POST", "resource": "events"},
+		"events.patch":      {"verb": "PATCH", "resource": "events"},
+	} {
+		v, err := b.env.APIServerMetric(ctx, "apiserver_request_total", labels)
+		if err != nil {
+			return c, err
+		}
+		c.writes[key] = v
+	}
+	return c, nil
+}
+
+// fill completes a scenario with the differences since before, and the controller's memory.
+func (b *bench) fill(ctx context.Context, s *scenario, before counters, ctrlCallsBefore int) error {
+	// Events are posted asynchronously: let the counts settle before reading them.
+	var after counters
+	var err error
+	for stable, last := 0, -1.0; stable < 3; {
+		if after, err = b.counters(ctx); err != nil {
+			return err
+		}
+		total := 0.0
+		for _, v := range after.writes {
+			total += v
+		}
+		if total == last {
+			stable++
+		} else {
+			stable, last = 0, total
+		}
+		time.Sleep(time.Second)
+	}
+	s.AWSCallsMetrics = after.awsCalls - ctrlCallsBefore
+	s.AWSCallsKumo = after.kumoCalls - before.kumoCalls
+	s.Writes = map[string]float64{}
+	for k, v := range after.writes {
+		if d := v - before.writes[k]; d != 0 {
+			s.Writes[k] = d
+		}
+	}
+	s.RSSKiB, s.PeakRSSKiB, err = b.ctrl.MemoryKiB()
+	return err
+}
+
+// waitSyncs polls the controller's syncs_total{result} until it reaches n.
+func (b *bench) waitSyncs(ctx context.Context, result string, n float64, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		v, err := b.ctrl.Metric("aws_secret_controller_syncs_total", map[string]string{"result": result})
+		if err != nil {
+			return err
+		}
+		if v >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s syncs: %v of %v within %s", result, v, n, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// allReady checks with one paginated list that every AWSSecret is Ready at its generation.
+func (b *bench) allReady(ctx context.Context) error {
+	notReady, total := 0, 0
+	opts := metav1.ListOptions{Limit: 1000}
+	for {
+		list, err := b.client.MumoshuV1alpha1().AWSSecrets("").List(ctx, opts)
+		if err != nil {
+			return err
+		}
+		for _, a := range list.Items {
+			if !strings.HasPrefix(a.Namespace, "bench-") {
+				continue
+			}
+			total++
+			if !meta.IsStatusConditionTrue(a.Status.Conditions, v1alpha1.ConditionReady) || a.Status.ObservedGeneration != a.Generation {
+				notReady++
+			}
+		}
+		if opts.Continue = list.Continue; opts.Continue == "" {
+			break
+		}
+	}
+	if total != b.cfg.objects || notReady != 0 {
+		return fmt.Errorf("%d of %d AWSSecrets not Ready (want %d objects)", notReady, total, b.cfg.objects)
+	}
+	return nil
+}
+
+func (b *bench) s1ColdStart(ctx context.Context) (scenario, error) {
+	s := scenario{Name: "S1 cold start", WantAWSCalls: b.cfg.versions}
+	before, err := b.counters(ctx)
+	if err != nil {
+		return s, err
+	}
+	start := time.Now()
+	if err := b.startController(ctx); err != nil {
+		return s, err
+	}
+	if err := b.waitSyncs(ctx, controller.ResultCreated, float64(b.cfg.objects), 10*time.Minute); err != nil {
+		return s, err
+	}
+	s.Seconds = time.Since(start).Seconds()
+	if err := b.allReady(ctx); err != nil {
+		return s, err
+	}
+	return s, b.fill(ctx, &s, before, 0)
+}
+
+func (b *bench) s2SteadyState(ctx context.Context) (scenario, error) {
+	s := scenario{Name: "S2 steady state", WantAWSCalls: 0, Seconds: b.cfg.steady.Seconds()}
+	before, err := b.counters(ctx)
+	if err != nil {
+		return s, err
+	}
+	logf("S2: watching for %s", b.cfg.steady)
+	select {
+	case <-ctx.Done():
+		return s, ctx.Err()
+	case <-time.After(b.cfg.steady):
+	}
+	return s, b.fill(ctx, &s, before, before.awsCalls)
+}
+
+func (b *bench) s3Restart(ctx context.Context) (scenario, error) {
+	s := scenario{Name: "S3 restart", WantAWSCalls: 0}
+	if _, err := b.ctrl.Stop(30 * time.Second); err != nil {
+		return s, err
+	}
+	before, err := b.counters(ctx)
+	if err != nil {
+		return s, err
+	}
+	start := time.Now()
+	if err := b.startController(ctx); err != nil {
+		return s, err
+	}
+	if err := b.waitSyncs(ctx, controller.ResultUnchanged, float64(b.cfg.objects), 10*time.Minute); err != nil {
+		return s, err
+	}
+	s.Seconds = time.Since(start).Seconds()
+	if err := b.allReady(ctx); err != nil {
+		return s, err
+	}
+	return s, b.fill(ctx, &s, before, 0)
+}
+
+func (b *bench) s4Rollout(ctx context.Context) (scenario, error) {
+	// The first fraction of the K secrets get a new version; every AWSSecret pinning one of them
+	// is bumped: that is the fraction of the AWSSecrets, since they spread evenly over versions.
+	bumpedSecrets := int(float64(b.cfg.versions) * b.cfg.rolloutFraction)
+	s := scenario{Name: "S4 rollout", WantAWSCalls: bumpedSecrets}
+	newVersions := make([]string, bumpedSecrets)
+	if err := parallel(ctx, bumpedSecrets, 16, func(ctx context.Context, k int) error {
+		out, err := b.sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
+			SecretId:     aws.String(fmt.Sprintf("bench/secret-%04d", k)),
+			SecretString: aws.String(fmt.Sprintf(`{"username":"user-%d","password":%q}`, k, randomString())),
+		})
+		if err != nil {
+			return err
+		}
+		newVersions[k] = aws.ToString(out.VersionId)
+		return nil
+	}); err != nil {
+		return s, err
+	}
+	var bumped []int
+	for i := range b.cfg.objects {
+		if i%b.cfg.versions < bumpedSecrets {
+			bumped = append(bumped, i)
+		}
+	}
+	s.Notes = fmt.Sprintf("%d AWSSecrets bumped to %d new versions", len(bumped), bumpedSecrets)
+	before, err := b.counters(ctx)
+	if err != nil {
+		return s, err
+	}
+	updatedBefore, err := b.ctrl.Metric("aws_secret_controller_syncs_total", map[string]string{"result": controller.ResultUpdated})
+	if err != nil {
+		return s, err
+	}
+	client := versioned.NewForConfigOrDie(func() *rest.Config { c := rest.CopyConfig(b.env.Config); c.QPS, c.Burst = 2000, 4000; return c }())
+	start := time.Now()
+	if err := parallel(ctx, len(bumped), 32, func(ctx context.Context, j int) error {
+		i := bumped[j]
+		patch := fmt.Sprintf(`{"spec":{"stringDataFrom":{"secretsManagerSecretRef":{"versionId":%q}}}}`, newVersions[i%b.cfg.versions])
+		_, err := client.MumoshuV1alpha1().AWSSecrets(b.namespace(i)).Patch(ctx, b.name(i), types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+		return err
+	}); err != nil {
+		return s, err
+	}
+	if err := b.waitSyncs(ctx, controller.ResultUpdated, updatedBefore+float64(len(bumped)), 10*time.Minute); err != nil {
+		return s, err
+	}
+	s.Seconds = time.Since(start).Seconds()
+	if err := b.allReady(ctx); err != nil {
+		return s, err
+	}
+	return s, b.fill(ctx, &s, before, before.awsCalls)
+}
+
+func (b *bench) s5Unrelated(ctx context.Context) (scenario, error) {
+	s := scenario{Name: "S5 unrelated Secrets", WantAWSCalls: 0}
+	rssBefore, _, err := b.ctrl.MemoryKiB()
+	if err != nil {
+		return s, err
+	}
+	logf("S5: creating %d unrelated Secrets of %d bytes", b.cfg.unrelated, b.cfg.unrelatedSize)
+	payload := make([]byte, b.cfg.unrelatedSize)
+	_, _ = rand.Read(payload)
+	if err := parallel(ctx, b.cfg.unrelated, 32, func(ctx context.Context, i int) error {
+		_, err := b.kube.CoreV1().Secrets(b.namespace(i)).Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("unrelated-%05d", i)},
+			Data:       map[string][]byte{"blob": payload},
+		}, metav1.CreateOptions{})
+		return err
+	}); err != nil {
+		return s, err
+	}
+	rssRunning, _, err := b.ctrl.MemoryKiB()
+	if err != nil {
+		return s, err
+	}
+	// A restart lists every Secret the informer may see: the unrelated ones must not be among them.
+	if _, err := b.ctrl.Stop(30 * time.Second); err != nil {
+		return s, err
+	}
+	before, err := b.counters(ctx)
+	if err != nil {
+		return s, err
+	}
+	start := time.Now()
+	if err := b.startController(ctx); err != nil {
+		return s, err
+	}
+	if err := b.waitSyncs(ctx, controller.ResultUnchanged, float64(b.cfg.objects), 10*time.Minute); err != nil {
+		return s, err
+	}
+	s.Seconds = time.Since(start).Seconds()
+	if err := b.fill(ctx, &s, before, 0); err != nil {
+		return s, err
+	}
+	s.Notes = fmt.Sprintf("restarted with the unrelated Secrets present; RSS of the running S4 controller went %d -> %d KiB while they were created", rssBefore, rssRunning)
+	return s, nil
+}
+
+func stopped(c *testenv.Controller) bool {
+	select {
+	case <-c.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// parallel runs f for 0..n-1 on workers goroutines and returns the first error.
+func parallel(ctx context.Context, n, workers int, f func(context.Context, int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := f(ctx, i); err != nil {
+					once.Do(func() { first = err; cancel() })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+func randomString() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func since(t time.Time) string { return time.Since(t).Round(100 * time.Millisecond).String() }
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
+
+func memTotal() string {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "MemTotal:") {
+			return strings.TrimSpace(strings.TrimPrefix(line, "MemTotal:"))
+		}
+	}
+	return "unknown"
+}
+
+func writeReports(repo string, c config, r report) error {
+	jsonPath, mdPath := c.jsonPath, c.markdown
+	if !filepath.IsAbs(jsonPath) {
+		jsonPath = filepath.Join(repo, jsonPath)
+	}
+	if !filepath.IsAbs(mdPath) {
+		mdPath = filepath.Join(repo, mdPath)
+	}
+	if err := os.MkdirAll(filepath.Dir(jsonPath), 0o755); err != nil {
+		return err
+	}
+	j, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(jsonPath, append(j, '\n'), 0o644); err != nil {
+		return err
+	}
+	logf("wrote %s", jsonPath)
+	if err := os.WriteFile(mdPath, []byte(markdown(r)), 0o644); err != nil {
+		return err
+	}
+	logf("wrote %s", mdPath)
+	return nil
+}
