@@ -48,6 +48,8 @@ type config struct {
 	burst           int
 	workers         int
 	controllerArgs  string
+	controllerEnv   string
+	scenarios       string
 	markdown        string
 	jsonPath        string
 	etcdFsync       bool
@@ -67,6 +69,8 @@ func main() {
 	flag.IntVar(&c.burst, "burst", 400, "Kubernetes client burst, for both.")
 	flag.IntVar(&c.workers, "workers", 16, "Controller workers, and the plain loop's concurrency.")
 	flag.StringVar(&c.controllerArgs, "controller-args", "", "Extra controller flags, space separated.")
+	flag.StringVar(&c.controllerEnv, "controller-env", "", "Extra controller environment (NAME=value), space separated, e.g. GOGC=50.")
+	flag.StringVar(&c.scenarios, "scenarios", "S1,S2,S3,S4,S5", "Scenarios to run, in order; S1 always runs first.")
 	flag.StringVar(&c.markdown, "out", "docs/benchmarks.md", "Markdown report.")
 	flag.StringVar(&c.jsonPath, "json", "docs/benchmarks.json", "JSON report with every figure.")
 	flag.BoolVar(&c.etcdFsync, "etcd-fsync", false, "Run etcd with fsync (off by default, as in the tests).")
@@ -117,6 +121,7 @@ type scenario struct {
 	Writes          map[string]float64 `json:"controllerWrites"`
 	RSSKiB          int64              `json:"rssKiB"`
 	PeakRSSKiB      int64              `json:"peakRssKiB"`
+	HeapInuseMiB    float64            `json:"heapInuseMiB"`
 	Notes           string             `json:"notes,omitempty"`
 }
 
@@ -141,7 +146,7 @@ func run(ctx context.Context, c config) error {
 		Date:       time.Now().UTC().Format(time.RFC3339),
 		Command:    "make bench BENCHFLAGS='" + strings.Join(os.Args[1:], " ") + "'",
 		Machine:    machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, MemTotal: memTotal()},
-		Parameters: map[string]any{"objects": c.objects, "namespaces": c.namespaces, "versions": c.versions, "steady": c.steady.String(), "rolloutFraction": c.rolloutFraction, "unrelated": c.unrelated, "unrelatedSize": c.unrelatedSize, "qps": c.qps, "burst": c.burst, "workers": c.workers, "controllerArgs": c.controllerArgs, "etcdFsync": c.etcdFsync},
+		Parameters: map[string]any{"objects": c.objects, "namespaces": c.namespaces, "versions": c.versions, "steady": c.steady.String(), "rolloutFraction": c.rolloutFraction, "unrelated": c.unrelated, "unrelatedSize": c.unrelatedSize, "qps": c.qps, "burst": c.burst, "workers": c.workers, "controllerArgs": c.controllerArgs, "controllerEnv": c.controllerEnv, "scenarios": c.scenarios, "etcdFsync": c.etcdFsync},
 		Setup:      map[string]string{},
 		LoadBefore: loadAverage(),
 	}
@@ -182,13 +187,28 @@ func run(ctx context.Context, c config) error {
 	}
 	r.Setup["create N AWSSecrets"] = since(start)
 
-	steps := []func(context.Context) (scenario, error){b.s1ColdStart, b.s2SteadyState, b.s3Restart, b.s4Rollout, b.s5Unrelated}
+	steps := []func(context.Context) (scenario, error){b.s1ColdStart}
+	for _, id := range strings.Split(c.scenarios, ",") {
+		switch strings.TrimSpace(id) {
+		case "S1":
+		case "S2":
+			steps = append(steps, b.s2SteadyState)
+		case "S3":
+			steps = append(steps, b.s3Restart)
+		case "S4":
+			steps = append(steps, b.s4Rollout)
+		case "S5":
+			steps = append(steps, b.s5Unrelated)
+		default:
+			return fmt.Errorf("unknown scenario %q", id)
+		}
+	}
 	for _, step := range steps {
 		s, err := step(ctx)
 		if err != nil {
 			return err
 		}
-		logf("%s: %.1fs, AWS calls %d (kumo %d, want %d), writes %v, RSS %d KiB (peak %d KiB)", s.Name, s.Seconds, s.AWSCallsMetrics, s.AWSCallsKumo, s.WantAWSCalls, s.Writes, s.RSSKiB, s.PeakRSSKiB)
+		logf("%s: %.1fs, AWS calls %d (kumo %d, want %d), writes %v, RSS %d KiB (peak %d KiB), heap in use %.1f MiB", s.Name, s.Seconds, s.AWSCallsMetrics, s.AWSCallsKumo, s.WantAWSCalls, s.Writes, s.RSSKiB, s.PeakRSSKiB, s.HeapInuseMiB)
 		r.Scenarios = append(r.Scenarios, s)
 	}
 	r.LoadAfter = loadAverage()
@@ -268,7 +288,9 @@ func (b *bench) startController(ctx context.Context) error {
 	b.ctrlN++
 	args := []string{"--workers", fmt.Sprint(b.cfg.workers), "--kube-api-qps", fmt.Sprint(b.cfg.qps), "--kube-api-burst", fmt.Sprint(b.cfg.burst)}
 	args = append(args, strings.Fields(b.cfg.controllerArgs)...)
-	ctrl, err := b.env.StartController(ctx, testenv.ControllerOptions{Name: fmt.Sprintf("controller-%d", b.ctrlN), Args: args, ReadyTimeout: 5 * time.Minute})
+	ctrl, err := b.env.StartController(ctx, testenv.ControllerOptions{
+		Name: fmt.Sprintf("controller-%d", b.ctrlN), Args: args, Env: strings.Fields(b.cfg.controllerEnv), ReadyTimeout: 5 * time.Minute,
+	})
 	if err != nil {
 		return err
 	}
@@ -345,7 +367,11 @@ func (b *bench) fill(ctx context.Context, s *scenario, before counters, ctrlCall
 			s.Writes[k] = d
 		}
 	}
-	s.RSSKiB, s.PeakRSSKiB, err = b.ctrl.MemoryKiB()
+	if s.RSSKiB, s.PeakRSSKiB, err = b.ctrl.MemoryKiB(); err != nil {
+		return err
+	}
+	heap, err := b.ctrl.Metric("go_memstats_heap_inuse_bytes", nil)
+	s.HeapInuseMiB = heap / (1 << 20)
 	return err
 }
 
@@ -401,22 +427,33 @@ func (b *bench) allReady(ctx context.Context) error {
 
 func (b *bench) s1ColdStart(ctx context.Context) (scenario, error) {
 	s := scenario{Name: "S1 cold start", WantAWSCalls: b.cfg.versions}
+	return s, b.startAndConverge(ctx, &s, controller.ResultCreated)
+}
+
+// startAndConverge stops the controller if one runs, starts a new one, and measures the
+// scenario until the new process has synced every AWSSecret with the given result.
+func (b *bench) startAndConverge(ctx context.Context, s *scenario, result string) error {
+	if b.ctrl != nil {
+		if _, err := b.ctrl.Stop(30 * time.Second); err != nil {
+			return err
+		}
+	}
 	before, err := b.counters(ctx)
 	if err != nil {
-		return s, err
+		return err
 	}
 	start := time.Now()
 	if err := b.startController(ctx); err != nil {
-		return s, err
+		return err
 	}
-	if err := b.waitSyncs(ctx, controller.ResultCreated, float64(b.cfg.objects), 10*time.Minute); err != nil {
-		return s, err
+	if err := b.waitSyncs(ctx, result, float64(b.cfg.objects), 10*time.Minute); err != nil {
+		return err
 	}
 	s.Seconds = time.Since(start).Seconds()
 	if err := b.allReady(ctx); err != nil {
-		return s, err
+		return err
 	}
-	return s, b.fill(ctx, &s, before, 0)
+	return b.fill(ctx, s, before, 0)
 }
 
 func (b *bench) s2SteadyState(ctx context.Context) (scenario, error) {
@@ -436,25 +473,7 @@ func (b *bench) s2SteadyState(ctx context.Context) (scenario, error) {
 
 func (b *bench) s3Restart(ctx context.Context) (scenario, error) {
 	s := scenario{Name: "S3 restart", WantAWSCalls: 0}
-	if _, err := b.ctrl.Stop(30 * time.Second); err != nil {
-		return s, err
-	}
-	before, err := b.counters(ctx)
-	if err != nil {
-		return s, err
-	}
-	start := time.Now()
-	if err := b.startController(ctx); err != nil {
-		return s, err
-	}
-	if err := b.waitSyncs(ctx, controller.ResultUnchanged, float64(b.cfg.objects), 10*time.Minute); err != nil {
-		return s, err
-	}
-	s.Seconds = time.Since(start).Seconds()
-	if err := b.allReady(ctx); err != nil {
-		return s, err
-	}
-	return s, b.fill(ctx, &s, before, 0)
+	return s, b.startAndConverge(ctx, &s, controller.ResultUnchanged)
 }
 
 func (b *bench) s4Rollout(ctx context.Context) (scenario, error) {
@@ -534,22 +553,7 @@ func (b *bench) s5Unrelated(ctx context.Context) (scenario, error) {
 		return s, err
 	}
 	// A restart lists every Secret the informer may see: the unrelated ones must not be among them.
-	if _, err := b.ctrl.Stop(30 * time.Second); err != nil {
-		return s, err
-	}
-	before, err := b.counters(ctx)
-	if err != nil {
-		return s, err
-	}
-	start := time.Now()
-	if err := b.startController(ctx); err != nil {
-		return s, err
-	}
-	if err := b.waitSyncs(ctx, controller.ResultUnchanged, float64(b.cfg.objects), 10*time.Minute); err != nil {
-		return s, err
-	}
-	s.Seconds = time.Since(start).Seconds()
-	if err := b.fill(ctx, &s, before, 0); err != nil {
+	if err := b.startAndConverge(ctx, &s, controller.ResultUnchanged); err != nil {
 		return s, err
 	}
 	s.Notes = fmt.Sprintf("restarted with the unrelated Secrets present; RSS of the running S4 controller went %d -> %d KiB while they were created", rssBefore, rssRunning)

@@ -21,11 +21,11 @@ func markdown(r report) string {
 	p("(creates/updates/deletes of Secrets, AWSSecret status updates, event creates/patches). Memory is the\n")
 	p("controller's resident set (`VmRSS`) when the scenario ends and its peak (`VmHWM`), from /proc.\n\n")
 
-	p("| scenario | seconds | GetSecretValue (metrics / emulator / expected) | controller writes | RSS MiB (peak) | notes |\n")
-	p("| --- | ---: | --- | --- | --- | --- |\n")
+	p("| scenario | seconds | GetSecretValue (metrics / emulator / expected) | controller writes | RSS MiB (peak) | Go heap in use MiB | notes |\n")
+	p("| --- | ---: | --- | --- | --- | ---: | --- |\n")
 	for _, s := range r.Scenarios {
-		p("| %s | %.1f | %d / %d / %d | %s | %.1f (%.1f) | %s |\n", s.Name, s.Seconds, s.AWSCallsMetrics, s.AWSCallsKumo, s.WantAWSCalls,
-			writes(s.Writes), mib(s.RSSKiB), mib(s.PeakRSSKiB), s.Notes)
+		p("| %s | %.1f | %d / %d / %d | %s | %.1f (%.1f) | %.1f | %s |\n", s.Name, s.Seconds, s.AWSCallsMetrics, s.AWSCallsKumo, s.WantAWSCalls,
+			writes(s.Writes), mib(s.RSSKiB), mib(s.PeakRSSKiB), s.HeapInuseMiB, s.Notes)
 	}
 	p("\nThroughput ceiling: a plain client-go loop creating %d Secrets with the controller's QPS, burst and\n", r.Baseline.Writes)
 	p("concurrency took **%.1f s** (%.0f writes/s).\n\n", r.Baseline.Seconds, r.Baseline.PerSec)
@@ -87,31 +87,23 @@ func markdown(r report) string {
 	return b.String()
 }
 
-func params(m map[string]any) string {
+func params(m map[string]any) string { return joinSorted(m, "%s=%v", "") }
+
+func writes(w map[string]float64) string { return joinSorted(w, "%s %.0f", "0") }
+
+// joinSorted formats a map's entries in key order; empty is what an empty map shows.
+func joinSorted[V any](m map[string]V, format, empty string) string {
+	if len(m) == 0 {
+		return empty
+	}
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	var out []string
+	out := make([]string, 0, len(keys))
 	for _, k := range keys {
-		out = append(out, fmt.Sprintf("%s=%v", k, m[k]))
-	}
-	return strings.Join(out, ", ")
-}
-
-func writes(w map[string]float64) string {
-	if len(w) == 0 {
-		return "0"
-	}
-	keys := make([]string, 0, len(w))
-	for k := range w {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var out []string
-	for _, k := range keys {
-		out = append(out, fmt.Sprintf("%s %.0f", k, w[k]))
+		out = append(out, fmt.Sprintf(format, k, m[k]))
 	}
 	return strings.Join(out, ", ")
 }

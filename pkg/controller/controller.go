@@ -355,12 +355,20 @@ func (c *Controller) handleSecret(obj any) {
 	c.queue.Add(cache.ObjectName{Namespace: object.GetNamespace(), Name: owner.Name})
 }
 
-// StripManagedFields is an informer transform that drops managedFields from cached objects: the
-// controller never reads them, and they are often the largest part of a small object. Pass it
-// to WithTransform on both informer factories.
-func StripManagedFields(obj any) (any, error) {
-	if accessor, err := meta.Accessor(obj); err == nil && accessor.GetManagedFields() != nil {
-		accessor.SetManagedFields(nil)
+// TransformForCache is an informer transform that drops from cached objects what the controller
+// never reads: managedFields, and kubectl's last-applied-configuration annotation, each often
+// as large as the rest of a small object. Pass it to WithTransform on both informer factories.
+func TransformForCache(obj any) (any, error) {
+	accessor, err := meta.Accessor(obj)
+	if err != nil {
+		return obj, nil // a tombstone or another wrapper: nothing to trim
+	}
+	accessor.SetManagedFields(nil)
+	if annotations := accessor.GetAnnotations(); annotations[lastAppliedAnnotation] != "" {
+		delete(annotations, lastAppliedAnnotation)
+		accessor.SetAnnotations(annotations)
 	}
 	return obj, nil
 }
+
+const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"

@@ -655,6 +655,31 @@ func TestStaleListerDoesNotRepeatStatusWrite(t *testing.T) {
 	if w := f.writes(); len(w) != 0 {
 		t.Errorf("writes from a stale lister = %v, want none", w)
 	}
+	if _, ok := c.statusWrites.Load(keyOf(t, a)); !ok {
+		t.Fatal("the status write is not remembered while the lister is stale")
+	}
+
+	// Once the informer catches up, the remembered write is forgotten.
+	stored, err := f.client.MumoshuV1alpha1().AWSSecrets("default").Get(ctx, "example", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored.ResourceVersion = "11" // what the API server's write made; the fake keeps versions as they are
+	if err := f.awsSecretIndexer.Update(stored); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.syncHandler(ctx, keyOf(t, a)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.statusWrites.Load(keyOf(t, a)); ok {
+		t.Error("the status write is still remembered after the lister caught up")
+	}
+	if w := f.writes(); len(w) != 0 {
+		t.Errorf("writes after the lister caught up = %v, want none", w)
+	}
+	if err := f.awsSecretIndexer.Update(a); err != nil { // back to the stale view for the next step
+		t.Fatal(err)
+	}
 
 	// A real change to the status is still written, from the same stale object.
 	f.aws.errs[versionRef{seedSecretID, seedVersionID}] = errors.New("dial tcp: connection refused")

@@ -51,7 +51,7 @@ func Example() {
 	// The Secret informer only needs the controller's own Secrets.
 	kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(kubeClient, 10*time.Hour,
 		kubeinformers.WithTweakListOptions(controller.ManagedSecretsOnly),
-		kubeinformers.WithTransform(controller.StripManagedFields))
+		kubeinformers.WithTransform(controller.TransformForCache))
 	factory := informers.NewSharedInformerFactory(client, 10*time.Hour)
 
 	c, err := controller.NewController(ctx, controller.Options{

@@ -140,3 +140,20 @@ func TestSecretEventsWakeTheirOwner(t *testing.T) {
 		})
 	}
 }
+
+func TestTransformForCache(t *testing.T) {
+	a := newAWSSecret("example", seedSecretID, seedVersionID)
+	a.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}
+	a.Annotations = map[string]string{lastAppliedAnnotation: `{"big":"json"}`, "keep": "me"}
+	got, err := TransformForCache(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trimmed := got.(*v1alpha1.AWSSecret)
+	if trimmed.ManagedFields != nil || len(trimmed.Annotations) != 1 || trimmed.Annotations["keep"] != "me" {
+		t.Errorf("trimmed object: managedFields %v, annotations %v", trimmed.ManagedFields, trimmed.Annotations)
+	}
+	if got, err := TransformForCache(cache.DeletedFinalStateUnknown{Key: "x"}); err != nil || got == nil {
+		t.Errorf("tombstone: %v, %v", got, err)
+	}
+}

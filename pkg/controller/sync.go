@@ -281,17 +281,23 @@ func (c *Controller) updateStatus(ctx context.Context, awsSecret *v1alpha1.AWSSe
 	if syncErr != nil && (before == nil || before.Reason != cond.Reason || before.Message != cond.Message) {
 		c.recorder.Event(awsSecret, corev1.EventTypeWarning, cond.Reason, cond.Message)
 	}
+	key := cache.MetaObjectToName(awsSecret)
+	var last *statusWrite
+	if v, ok := c.statusWrites.Load(key); ok {
+		if w := v.(statusWrite); w.replaced == awsSecret.ResourceVersion {
+			last = &w
+		} else {
+			// The lister has caught up with our write (or moved past it): forget it.
+			c.statusWrites.Delete(key)
+		}
+	}
 	if equality.Semantic.DeepEqual(awsSecret.Status, updated.Status) {
 		return nil
 	}
-	key := cache.MetaObjectToName(awsSecret)
-	if last, ok := c.statusWrites.Load(key); ok {
-		last := last.(statusWrite)
-		if last.replaced == awsSecret.ResourceVersion && sameStatus(last.status, updated.Status) {
-			// The lister still shows the object our last write replaced: that write holds this
-			// status already, and its watch event will bring the next sync.
-			return nil
-		}
+	if last != nil && sameStatus(last.status, updated.Status) {
+		// The lister still shows the object our last write replaced: that write holds this
+		// status already, and its watch event will bring the next sync.
+		return nil
 	}
 	written, err := c.client.MumoshuV1alpha1().AWSSecrets(awsSecret.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
 	if err != nil {
