@@ -215,8 +215,9 @@ func refAnnotations(awsSecret *v1alpha1.AWSSecret) map[string]string {
 // holdsPinnedVersions reports whether a Secret's data are, untouched, the versions the AWSSecret
 // pins.
 func holdsPinnedVersions(secret *corev1.Secret, awsSecret *v1alpha1.AWSSecret) bool {
+	pinnedRefs := refAnnotations(awsSecret)
 	for _, k := range []string{AnnotationStringDataSecretID, AnnotationStringDataVersionID, AnnotationDataSecretID, AnnotationDataVersionID} {
-		want, pinned := refAnnotations(awsSecret)[k]
+		want, pinned := pinnedRefs[k]
 		got, held := secret.Annotations[k]
 		if pinned != held || want != got {
 			return false
@@ -256,13 +257,12 @@ func describeRefs(awsSecret *v1alpha1.AWSSecret) string {
 }
 
 // updateStatus records the outcome of a sync. It writes only when the status changes, and
-// records a Warning event only when a failure is new or different.
+// records a Warning event only then: once per new or different failure, not once per retry.
 func (c *Controller) updateStatus(ctx context.Context, awsSecret *v1alpha1.AWSSecret, secret *corev1.Secret, syncErr error) error {
 	updated := awsSecret.DeepCopy()
 	status := &updated.Status
 	status.ObservedGeneration = awsSecret.Generation
 	status.StringDataFrom, status.DataFrom = heldRefs(secret)
-
 	cond := metav1.Condition{
 		Type:               v1alpha1.ConditionReady,
 		Status:             metav1.ConditionTrue,
@@ -275,29 +275,20 @@ func (c *Controller) updateStatus(ctx context.Context, awsSecret *v1alpha1.AWSSe
 		reason, _ := reasonOf(syncErr)
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, reason, syncErr.Error()
 	}
-	before := meta.FindStatusCondition(awsSecret.Status.Conditions, v1alpha1.ConditionReady)
 	meta.SetStatusCondition(&status.Conditions, cond)
 
-	if syncErr != nil && (before == nil || before.Reason != cond.Reason || before.Message != cond.Message) {
-		c.recorder.Event(awsSecret, corev1.EventTypeWarning, cond.Reason, cond.Message)
-	}
 	key := cache.MetaObjectToName(awsSecret)
-	var last *statusWrite
-	if v, ok := c.statusWrites.Load(key); ok {
-		if w := v.(statusWrite); w.replaced == awsSecret.ResourceVersion {
-			last = &w
-		} else {
-			// The lister has caught up with our write (or moved past it): forget it.
-			c.statusWrites.Delete(key)
-		}
-	}
 	if equality.Semantic.DeepEqual(awsSecret.Status, updated.Status) {
+		c.forgetStatusWrite(key, awsSecret.ResourceVersion)
 		return nil
 	}
-	if last != nil && sameStatus(last.status, updated.Status) {
+	if last, ok := c.pendingStatusWrite(key, awsSecret.ResourceVersion); ok && sameStatus(last, *status) {
 		// The lister still shows the object our last write replaced: that write holds this
 		// status already, and its watch event will bring the next sync.
 		return nil
+	}
+	if syncErr != nil {
+		c.recorder.Event(awsSecret, corev1.EventTypeWarning, cond.Reason, cond.Message)
 	}
 	written, err := c.client.MumoshuV1alpha1().AWSSecrets(awsSecret.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
 	if err != nil {
@@ -305,6 +296,25 @@ func (c *Controller) updateStatus(ctx context.Context, awsSecret *v1alpha1.AWSSe
 	}
 	c.statusWrites.Store(key, statusWrite{replaced: awsSecret.ResourceVersion, status: written.Status})
 	return nil
+}
+
+// pendingStatusWrite returns the status of our last write to an AWSSecret if the lister still
+// shows the object that write replaced; otherwise it forgets the write.
+func (c *Controller) pendingStatusWrite(key cache.ObjectName, resourceVersion string) (v1alpha1.AWSSecretStatus, bool) {
+	v, ok := c.statusWrites.Load(key)
+	if !ok {
+		return v1alpha1.AWSSecretStatus{}, false
+	}
+	if w := v.(statusWrite); w.replaced == resourceVersion {
+		return w.status, true
+	}
+	c.statusWrites.Delete(key)
+	return v1alpha1.AWSSecretStatus{}, false
+}
+
+// forgetStatusWrite drops the memo of our last write once the lister has moved past it.
+func (c *Controller) forgetStatusWrite(key cache.ObjectName, resourceVersion string) {
+	_, _ = c.pendingStatusWrite(key, resourceVersion)
 }
 
 // sameStatus compares statuses but for the conditions' transition times: a sync from a stale
