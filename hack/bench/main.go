@@ -91,6 +91,7 @@ type report struct {
 	Machine    machine           `json:"machine"`
 	Parameters map[string]any    `json:"parameters"`
 	Baseline   baseline          `json:"baseline"`
+	Ceiling    baseline          `json:"ceiling"`
 	Scenarios  []scenario        `json:"scenarios"`
 	Setup      map[string]string `json:"setup"`
 	LoadBefore string            `json:"loadAverageBefore"`
@@ -107,6 +108,8 @@ type machine struct {
 // baseline is the API server's ceiling: the same number of Secret writes from a plain client-go
 // loop with the controller's QPS, burst and concurrency.
 type baseline struct {
+	QPS     int     `json:"qps"`
+	Workers int     `json:"workers"`
 	Writes  int     `json:"writes"`
 	Seconds float64 `json:"seconds"`
 	PerSec  float64 `json:"writesPerSecond"`
@@ -176,8 +179,12 @@ func run(ctx context.Context, c config) error {
 	}
 	r.Setup["create K versions in kumo"] = since(start)
 
-	logf("baseline: %d Secret creates by a plain client-go loop", c.objects)
-	if r.Baseline, err = b.baseline(ctx); err != nil {
+	logf("baseline: %d Secret creates by a plain client-go loop at the controller's QPS", c.objects)
+	if r.Baseline, err = b.baseline(ctx, c.qps, c.burst, c.workers); err != nil {
+		return err
+	}
+	logf("ceiling: the same creates with no client-side limit")
+	if r.Ceiling, err = b.baseline(ctx, 100000, 100000, 64); err != nil {
 		return err
 	}
 
@@ -231,19 +238,19 @@ func (b *bench) createVersions(ctx context.Context) error {
 	})
 }
 
-// baseline creates N small Secrets with a client limited like the controller's, then deletes
-// them.
-func (b *bench) baseline(ctx context.Context) (baseline, error) {
+// baseline creates N small Secrets with a plain client-go loop at the given client rate limit
+// and concurrency, then deletes them.
+func (b *bench) baseline(ctx context.Context, qps, burst, workers int) (baseline, error) {
 	cfg := rest.CopyConfig(b.env.Config)
-	cfg.QPS, cfg.Burst = float32(b.cfg.qps), b.cfg.burst
+	cfg.QPS, cfg.Burst = float32(qps), burst
 	cfg.ContentType = "application/vnd.kubernetes.protobuf"
 	kube := kubernetes.NewForConfigOrDie(cfg)
-	const ns = "bench-baseline"
+	ns := fmt.Sprintf("bench-baseline-%d", qps)
 	if _, err := b.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		return baseline{}, err
 	}
 	start := time.Now()
-	err := parallel(ctx, b.cfg.objects, b.cfg.workers, func(ctx context.Context, i int) error {
+	err := parallel(ctx, b.cfg.objects, workers, func(ctx context.Context, i int) error {
 		_, err := kube.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("s-%05d", i)},
 			Data:       map[string][]byte{"username": []byte("user"), "password": []byte(randomString())},
@@ -257,7 +264,7 @@ func (b *bench) baseline(ctx context.Context) (baseline, error) {
 	if err := b.kube.CoreV1().Secrets(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
 		return baseline{}, err
 	}
-	return baseline{Writes: b.cfg.objects, Seconds: secs, PerSec: float64(b.cfg.objects) / secs}, nil
+	return baseline{QPS: qps, Workers: workers, Writes: b.cfg.objects, Seconds: secs, PerSec: float64(b.cfg.objects) / secs}, nil
 }
 
 func (b *bench) namespace(i int) string { return fmt.Sprintf("bench-%02d", i%b.cfg.namespaces) }
