@@ -449,10 +449,8 @@ func TestSeedExampleSecret(t *testing.T) {
 	a := newAWSSecret("example", seedSecretID, seedVersionID)
 	a.Spec.Metadata.Labels = map[string]string{"team": "payments"}
 	a.Spec.Metadata.Annotations = map[string]string{"note": "hi", AnnotationDataHash: "spoofed"}
-	f.seedAWSSecret(a)
-	ctx := f.context()
-	c := f.newController(ctx)
-	if err := c.syncHandler(ctx, keyOf(t, a)); err != nil {
+	ctx, _, err := f.startWith(a)
+	if err != nil {
 		t.Fatal(err)
 	}
 
@@ -557,10 +555,8 @@ func TestSecondSyncIsANoOp(t *testing.T) {
 	f := newFixture(t)
 	f.aws.putString(seedSecretID, seedVersionID, `{"foo":"bar","n":1}`)
 	a := newAWSSecret("example", seedSecretID, seedVersionID)
-	f.seedAWSSecret(a)
-	ctx := f.context()
-	c := f.newController(ctx)
-	if err := c.syncHandler(ctx, keyOf(t, a)); err != nil {
+	ctx, c, err := f.startWith(a)
+	if err != nil {
 		t.Fatal(err)
 	}
 
@@ -597,10 +593,8 @@ func TestSecondSyncIsANoOp(t *testing.T) {
 func TestRepeatedFailureIsQuiet(t *testing.T) {
 	f := newFixture(t)
 	a := newAWSSecret("example", seedSecretID, newVersionID) // not in AWS
-	f.seedAWSSecret(a)
-	ctx := f.context()
-	c := f.newController(ctx)
-	if err := c.syncHandler(ctx, keyOf(t, a)); err == nil {
+	ctx, c, err := f.startWith(a)
+	if err == nil {
 		t.Fatal("want an error")
 	}
 	stored, err := f.client.MumoshuV1alpha1().AWSSecrets("default").Get(ctx, "example", metav1.GetOptions{})
@@ -633,10 +627,8 @@ func TestStaleListerDoesNotRepeatStatusWrite(t *testing.T) {
 	f.aws.putString(seedSecretID, seedVersionID, `{"foo":"bar"}`)
 	a := newAWSSecret("example", seedSecretID, seedVersionID)
 	a.ResourceVersion = "10"
-	f.seedAWSSecret(a)
-	ctx := f.context()
-	c := f.newController(ctx)
-	if err := c.syncHandler(ctx, keyOf(t, a)); err != nil {
+	ctx, c, err := f.startWith(a)
+	if err != nil {
 		t.Fatal(err)
 	}
 	secret, err := f.kubeClient.CoreV1().Secrets("default").Get(ctx, "example", metav1.GetOptions{})

@@ -203,6 +203,16 @@ func (f *fixture) newController(ctx context.Context) *Controller {
 	return c
 }
 
+// startWith seeds an AWSSecret, builds the controller and syncs the AWSSecret once, returning
+// the context, the controller and the sync's error.
+func (f *fixture) startWith(a *v1alpha1.AWSSecret) (context.Context, *Controller, error) {
+	f.t.Helper()
+	f.seedAWSSecret(a)
+	ctx := f.context()
+	c := f.newController(ctx)
+	return ctx, c, c.syncHandler(ctx, keyOf(f.t, a))
+}
+
 // seed puts an AWSSecret in its lister and clientset.
 func (f *fixture) seedAWSSecret(a *v1alpha1.AWSSecret) {
 	f.awsSecretLister = append(f.awsSecretLister, a)
