@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,6 +91,17 @@ func TestSeedExampleRolloutSteadyStateRestart(t *testing.T) {
 	}
 	if got := ctrl.awsCalls(t); got != 1 {
 		t.Errorf("AWS calls for 4 AWSSecrets pinning one version = %d, want 1", got)
+	}
+	// The other metrics the runbook relies on are exported.
+	for name, labels := range map[string]map[string]string{
+		"aws_secret_controller_version_cache_hits_total":   nil,
+		"aws_secret_controller_version_cache_misses_total": nil,
+		"aws_secret_controller_syncs_total":                {"result": controller.ResultCreated},
+		"workqueue_adds_total":                             {"name": controller.ComponentName},
+	} {
+		if v := ctrl.metric(t, name, labels); v < 1 {
+			t.Errorf("metric %s%v = %v, want at least 1", name, labels, v)
+		}
 	}
 
 	// The table kubectl prints comes from the CRD's printer columns.
@@ -392,6 +404,9 @@ func TestLeaderElection(t *testing.T) {
 		}
 		return leader != nil, "no replica logged Became leader"
 	})
+	if status, body := httpGet("http://" + leader.HealthAddr + "/healthz"); status != 200 {
+		t.Errorf("leader /healthz = %d %s", status, body)
+	}
 	createAWSSecret(t, ns, "first", "e2e/leader", v1)
 	waitSynced(t, ns, "first", v1)
 	if n := follower.metric(t, "aws_secret_controller_syncs_total", nil); n != 0 {
@@ -579,6 +594,16 @@ func grep(s, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+func httpGet(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 func writeFile(t *testing.T, path, content string) {
