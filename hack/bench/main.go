@@ -147,7 +147,7 @@ func run(ctx context.Context, c config) error {
 	}
 	r := report{
 		Date:       time.Now().UTC().Format(time.RFC3339),
-		Command:    "make bench BENCHFLAGS='" + strings.Join(os.Args[1:], " ") + "'",
+		Command:    command(),
 		Machine:    machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, MemTotal: memTotal()},
 		Parameters: map[string]any{"objects": c.objects, "namespaces": c.namespaces, "versions": c.versions, "steady": c.steady.String(), "rolloutFraction": c.rolloutFraction, "unrelated": c.unrelated, "unrelatedSize": c.unrelatedSize, "qps": c.qps, "burst": c.burst, "workers": c.workers, "controllerArgs": c.controllerArgs, "controllerEnv": c.controllerEnv, "scenarios": c.scenarios, "etcdFsync": c.etcdFsync},
 		Setup:      map[string]string{},
@@ -565,6 +565,21 @@ func (b *bench) s5Unrelated(ctx context.Context) (scenario, error) {
 	}
 	s.Notes = fmt.Sprintf("restarted with the unrelated Secrets present; RSS of the running S4 controller went %d -> %d KiB while they were created", rssBefore, rssRunning)
 	return s, nil
+}
+
+// command is how to repeat this run: make bench with the flags given, but for --repo, which
+// the Makefile passes.
+func command() string {
+	var flags []string
+	flag.Visit(func(f *flag.Flag) {
+		if f.Name != "repo" {
+			flags = append(flags, "--"+f.Name+"="+f.Value.String())
+		}
+	})
+	if len(flags) == 0 {
+		return "make bench"
+	}
+	return "make bench BENCHFLAGS='" + strings.Join(flags, " ") + "'"
 }
 
 func stopped(c *testenv.Controller) bool {
