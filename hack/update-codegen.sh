@@ -7,7 +7,13 @@ set -o errexit -o nounset -o pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "${ROOT}"
 MODULE=$(go list -m)
+# `go list -m` does not download: fetch the pinned code-generator first, for fresh machines.
+go mod download k8s.io/code-generator
 CODEGEN_PKG=$(go list -m -f '{{.Dir}}' k8s.io/code-generator)
+if [[ ! -f "${CODEGEN_PKG}/kube_codegen.sh" ]]; then
+  echo "kube_codegen.sh not found in k8s.io/code-generator (${CODEGEN_PKG})" >&2
+  exit 1
+fi
 
 source "${CODEGEN_PKG}/kube_codegen.sh"
 
