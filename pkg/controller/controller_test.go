@@ -139,6 +139,34 @@ func TestSyncHandler(t *testing.T) {
 			wantReason:      v1alpha1.ReasonSynced,
 			wantEvents:      []string{"Normal Updated"},
 		},
+		"labels and annotations edited by hand: restored without an AWS call": {
+			awsSecret: withStatus(seed()),
+			secret: func() *corev1.Secret {
+				s := syncedSecret(seed(), map[string]string{"foo": secretValue})
+				s.Labels["added"] = "by-hand"
+				s.Annotations["also"] = "by-hand"
+				return s
+			}(),
+			wantSecretVerbs: []string{"update"},
+			wantData:        map[string]string{"foo": secretValue},
+			wantReason:      v1alpha1.ReasonSynced,
+			wantEvents:      []string{"Normal Updated"},
+		},
+		"managed-by label removed by hand: found through AlreadyExists and restored": {
+			awsSecret: withStatus(seed()),
+			secret: func() *corev1.Secret {
+				// Without the label the Secret leaves the informer's view, so the controller reads
+				// the version (once; the cache serves repeats) to create it, and meets it.
+				s := syncedSecret(seed(), map[string]string{"foo": secretValue})
+				delete(s.Labels, ManagedByLabel)
+				return s
+			}(),
+			wantAWSCalls:    1,
+			wantSecretVerbs: []string{"create", "update"},
+			wantData:        map[string]string{"foo": secretValue},
+			wantReason:      v1alpha1.ReasonSynced,
+			wantEvents:      []string{"Normal Updated"},
+		},
 		"controller annotation removed by hand: restored": {
 			awsSecret: withStatus(seed()),
 			secret: func() *corev1.Secret {
@@ -605,9 +633,7 @@ func TestRepeatedFailureIsQuiet(t *testing.T) {
 	if err := f.awsSecretIndexer.Update(stored); err != nil {
 		t.Fatal(err)
 	}
-	f.kubeClient.ClearActions()
-	f.client.ClearActions()
-	f.events()
+	f.forgetRecorded()
 	if err := c.syncHandler(ctx, keyOf(t, a)); err == nil {
 		t.Fatal("want an error")
 	}
@@ -638,8 +664,7 @@ func TestStaleListerDoesNotRepeatStatusWrite(t *testing.T) {
 	if err := f.secretIndexer.Add(secret); err != nil {
 		t.Fatal(err)
 	}
-	f.kubeClient.ClearActions()
-	f.client.ClearActions()
+	f.forgetRecorded()
 
 	if err := c.syncHandler(ctx, keyOf(t, a)); err != nil {
 		t.Fatal(err)

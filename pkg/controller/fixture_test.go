@@ -240,6 +240,14 @@ func (f *fixture) writes() []core.Action {
 	return out
 }
 
+// forgetRecorded clears the actions and events recorded so far, so a test can look at what one
+// more sync does.
+func (f *fixture) forgetRecorded() {
+	f.kubeClient.ClearActions()
+	f.client.ClearActions()
+	f.events()
+}
+
 // events drains the fake recorder.
 func (f *fixture) events() []string {
 	var out []string
