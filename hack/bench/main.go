@@ -163,10 +163,12 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	defer env.Stop()
+	// The driver's own clients are fast, so that setup and bumps never wait on a client limit.
 	fast := rest.CopyConfig(env.Config)
 	fast.QPS, fast.Burst = 2000, 4000
-	fast.ContentType = "application/vnd.kubernetes.protobuf"
-	b := &bench{cfg: c, env: env, kube: kubernetes.NewForConfigOrDie(fast), client: versioned.NewForConfigOrDie(env.Config), sm: env.SecretsManager()}
+	protobuf := rest.CopyConfig(fast)
+	protobuf.ContentType = "application/vnd.kubernetes.protobuf"
+	b := &bench{cfg: c, env: env, kube: kubernetes.NewForConfigOrDie(protobuf), client: versioned.NewForConfigOrDie(fast), sm: env.SecretsManager()}
 	defer func() {
 		if b.ctrl != nil {
 			_, _ = b.ctrl.Stop(10 * time.Second)
@@ -277,10 +279,9 @@ func (b *bench) createAWSSecrets(ctx context.Context) error {
 			return err
 		}
 	}
-	client := versioned.NewForConfigOrDie(func() *rest.Config { c := rest.CopyConfig(b.env.Config); c.QPS, c.Burst = 2000, 4000; return c }())
 	return parallel(ctx, b.cfg.objects, 32, func(ctx context.Context, i int) error {
 		k := i % b.cfg.versions
-		_, err := client.MumoshuV1alpha1().AWSSecrets(b.namespace(i)).Create(ctx, &v1alpha1.AWSSecret{
+		_, err := b.client.MumoshuV1alpha1().AWSSecrets(b.namespace(i)).Create(ctx, &v1alpha1.AWSSecret{
 			ObjectMeta: metav1.ObjectMeta{Name: b.name(i)},
 			Spec: v1alpha1.AWSSecretSpec{StringDataFrom: &v1alpha1.DataSource{SecretsManagerSecretRef: v1alpha1.SecretsManagerSecretRef{
 				SecretID: fmt.Sprintf("bench/secret-%04d", k), VersionID: b.versions[k],
@@ -517,12 +518,11 @@ func (b *bench) s4Rollout(ctx context.Context) (scenario, error) {
 	if err != nil {
 		return s, err
 	}
-	client := versioned.NewForConfigOrDie(func() *rest.Config { c := rest.CopyConfig(b.env.Config); c.QPS, c.Burst = 2000, 4000; return c }())
 	start := time.Now()
 	if err := parallel(ctx, len(bumped), 32, func(ctx context.Context, j int) error {
 		i := bumped[j]
 		patch := fmt.Sprintf(`{"spec":{"stringDataFrom":{"secretsManagerSecretRef":{"versionId":%q}}}}`, newVersions[i%b.cfg.versions])
-		_, err := client.MumoshuV1alpha1().AWSSecrets(b.namespace(i)).Patch(ctx, b.name(i), types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+		_, err := b.client.MumoshuV1alpha1().AWSSecrets(b.namespace(i)).Patch(ctx, b.name(i), types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 		return err
 	}); err != nil {
 		return s, err

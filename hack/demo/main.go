@@ -5,13 +5,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"sort"
@@ -73,17 +71,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			fmt.Fprintln(out, err)
 		}
 	}()
-	kubectl := func(stdin string, args ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, filepath.Join(bin, "kubectl"), append([]string{"--kubeconfig", env.Kubeconfig}, args...)...)
-		cmd.Stdin = strings.NewReader(stdin)
-		var b bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &b, &b
-		err := cmd.Run()
-		if err != nil {
-			return "", fmt.Errorf("kubectl %s: %v\n%s", strings.Join(args, " "), err, b.String())
-		}
-		return b.String(), nil
-	}
+	kubectl := func(stdin string, args ...string) (string, error) { return env.Kubectl(ctx, stdin, args...) }
 	sm := env.SecretsManager()
 	kube := kubernetes.NewForConfigOrDie(env.Config)
 	client := versioned.NewForConfigOrDie(env.Config)

@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -72,11 +71,22 @@ func (e *Env) InstallCRDs(ctx context.Context, paths ...string) error {
 
 // readManifests decodes every object of a multi-document YAML or JSON file.
 func readManifests(path string) ([]*unstructured.Unstructured, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	decoder := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
+	defer f.Close()
+	objs, err := DecodeManifests(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return objs, nil
+}
+
+// DecodeManifests decodes every object of a multi-document YAML or JSON stream, such as the
+// output of `kubectl kustomize`.
+func DecodeManifests(r io.Reader) ([]*unstructured.Unstructured, error) {
+	decoder := yaml.NewYAMLOrJSONDecoder(r, 4096)
 	var objs []*unstructured.Unstructured
 	for {
 		obj := &unstructured.Unstructured{}
@@ -84,7 +94,7 @@ func readManifests(path string) ([]*unstructured.Unstructured, error) {
 			if errors.Is(err, io.EOF) {
 				return objs, nil
 			}
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, err
 		}
 		if len(obj.Object) > 0 {
 			objs = append(objs, obj)

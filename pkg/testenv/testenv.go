@@ -320,6 +320,18 @@ func (e *Env) writeKubeconfig(name, token, path string) error {
 	return clientcmd.WriteToFile(*cfg, path)
 }
 
+// Kubectl runs the kubectl of BinDir as admin, with stdin, and returns its combined output.
+func (e *Env) Kubectl(ctx context.Context, stdin string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(e.BinDir, "kubectl"), append([]string{"--kubeconfig", e.Kubeconfig}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out.String())
+	}
+	return out.String(), nil
+}
+
 // SecretsManager returns a client of the emulator, with static test credentials.
 func (e *Env) SecretsManager() *secretsmanager.Client {
 	return secretsmanager.New(secretsmanager.Options{

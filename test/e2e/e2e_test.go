@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,9 +22,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/uuid"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -33,6 +32,7 @@ import (
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
 	"github.com/mumoshu/aws-secret-controller/pkg/controller"
 	"github.com/mumoshu/aws-secret-controller/pkg/generated/clientset/versioned"
+	"github.com/mumoshu/aws-secret-controller/pkg/testenv"
 )
 
 const seedVersionID = "c43e66cb-d0fe-44c5-9b7e-d450441a04be"
@@ -535,21 +535,16 @@ func hasEvent(t *testing.T, ns, name, eventType, reason string) bool {
 // arguments, with $(POD_NAMESPACE) expanded as the kubelet would.
 func deploymentArgs(t *testing.T, dir, podNamespace string) []string {
 	t.Helper()
-	rendered := kubectl(t, "", "kustomize", dir)
-	decoder := yaml.NewYAMLOrJSONDecoder(strings.NewReader(rendered), 4096)
-	for {
-		var obj unstructured.Unstructured
-		if err := decoder.Decode(&obj.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			t.Fatal(err)
-		}
+	objs, err := testenv.DecodeManifests(strings.NewReader(kubectl(t, "", "kustomize", dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, obj := range objs {
 		if obj.GetKind() != "Deployment" {
 			continue
 		}
 		var d appsv1.Deployment
-		if err := json.Unmarshal(mustJSON(t, obj.Object), &d); err != nil {
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &d); err != nil {
 			t.Fatal(err)
 		}
 		var args []string
