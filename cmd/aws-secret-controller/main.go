@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -46,6 +47,9 @@ type options struct {
 	leaderElect         bool
 	leaderElectID       string
 	leaderElectNS       string
+	leaseDuration       time.Duration
+	renewDeadline       time.Duration
+	retryPeriod         time.Duration
 	metricsAddr         string
 	healthProbeAddr     string
 	resyncPeriod        time.Duration
@@ -66,11 +70,15 @@ func main() {
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader through a Lease so that only one replica syncs.")
 	flag.StringVar(&o.leaderElectID, "leader-elect-id", controller.ComponentName, "Name of the leader election Lease.")
 	flag.StringVar(&o.leaderElectNS, "leader-elect-namespace", "", "Namespace of the leader election Lease. Empty means $POD_NAMESPACE, the in-cluster namespace, --namespace, or default.")
+	flag.DurationVar(&o.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long a Lease is valid without renewal: the longest a new leader waits after the old one stopped renewing.")
+	flag.DurationVar(&o.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "How long the leader keeps retrying to renew before it gives up leading (and exits, after the syncs in flight).")
+	flag.DurationVar(&o.retryPeriod, "leader-elect-retry-period", 2*time.Second, "How often to try to acquire or renew the Lease.")
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus /metrics endpoint. Empty or 0 disables it.")
 	flag.StringVar(&o.healthProbeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints. Empty or 0 disables them.")
 	flag.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Hour, "How often informers replay their caches, which re-checks every AWSSecret without AWS calls.")
 	flag.DurationVar(&o.shutdownGracePeriod, "shutdown-grace-period", 10*time.Second, "How long the HTTP servers get to finish on shutdown.")
 	flag.Parse()
+	capped := capVerbosity(flag.CommandLine)
 
 	// The controller waits on the API server and AWS far more than it computes: a GC target of 50
 	// instead of 100 cut the peak RSS of a 10,000-object cold start from 155 to 130 MiB at the
@@ -80,6 +88,10 @@ func main() {
 	}
 	ctx := signalContext()
 	logger := klog.FromContext(ctx)
+	if capped != "" {
+		logger.Info("Verbosity capped: client-go logs request and response bodies, which hold Secret values, above it",
+			"max", maxVerbosity, "requested", capped)
+	}
 	if err := run(ctx, o); err != nil {
 		logger.Error(err, "Controller failed")
 		klog.FlushAndExit(klog.ExitFlushTimeout, 1)
@@ -154,7 +166,7 @@ func run(ctx context.Context, o options) error {
 
 	c, err := controller.NewController(ctx, controller.Options{
 		KubeClient:        kubeClient,
-		Client:            client,
+		AWSSecretClient:   client,
 		AWSSecretInformer: factory.Mumoshu().V1alpha1().AWSSecrets(),
 		SecretInformer:    kubeFactory.Core().V1().Secrets(),
 		Versions:          versions,
@@ -183,7 +195,7 @@ func run(ctx context.Context, o options) error {
 		if !o.leaderElect {
 			return c.Run(gctx, o.workers)
 		}
-		return runLeading(gctx, kubeClient, o, leaderHealth, c)
+		return runLeading(gctx, kubeClient, o, leaderHealth, func(ctx context.Context) error { return c.Run(ctx, o.workers) })
 	})
 	logger.Info("Running", "namespace", o.namespace, "workers", o.workers, "leaderElect", o.leaderElect)
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
@@ -192,10 +204,11 @@ func run(ctx context.Context, o options) error {
 	return nil
 }
 
-// runLeading runs the controller while this replica holds the Lease. On shutdown the
-// controller drains its work first and the Lease is released after, so that the next leader
-// never overlaps with this one. Losing the Lease is an error: the process exits and restarts.
-func runLeading(ctx context.Context, kubeClient kubernetes.Interface, o options, health *leaderelection.HealthzAdaptor, c *controller.Controller) error {
+// runLeading runs the controller (run) while this replica holds the Lease. On shutdown the
+// controller finishes its syncs in flight first and the Lease is released after, so that the
+// next leader never overlaps with this one. Losing the Lease is an error: the process exits
+// and restarts, but only once the syncs in flight are done.
+func runLeading(ctx context.Context, kubeClient kubernetes.Interface, o options, health *leaderelection.HealthzAdaptor, run func(context.Context) error) error {
 	hostname, err := os.Hostname()
 	if err != nil {
 		return err
@@ -211,6 +224,8 @@ func runLeading(ctx context.Context, kubeClient kubernetes.Interface, o options,
 	electorCtx, stopElector := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopElector()
 	var leading atomic.Bool
+	// stopped is closed when the controller has returned after leading.
+	stopped := make(chan struct{})
 	go func() {
 		<-ctx.Done()
 		if !leading.Load() {
@@ -220,15 +235,16 @@ func runLeading(ctx context.Context, kubeClient kubernetes.Interface, o options,
 
 	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
-		LeaseDuration:   15 * time.Second,
-		RenewDeadline:   10 * time.Second,
-		RetryPeriod:     2 * time.Second,
+		LeaseDuration:   o.leaseDuration,
+		RenewDeadline:   o.renewDeadline,
+		RetryPeriod:     o.retryPeriod,
 		ReleaseOnCancel: true,
 		Name:            o.leaderElectID,
 		WatchDog:        health,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(leaderCtx context.Context) {
 				leading.Store(true)
+				defer close(stopped)
 				defer stopElector()
 				logger := klog.FromContext(ctx)
 				logger.Info("Became leader", "identity", id)
@@ -236,7 +252,7 @@ func runLeading(ctx context.Context, kubeClient kubernetes.Interface, o options,
 				runCtx, cancel := context.WithCancel(ctx)
 				defer cancel()
 				defer context.AfterFunc(leaderCtx, cancel)()
-				if err := c.Run(runCtx, o.workers); err != nil {
+				if err := run(runCtx); err != nil {
 					logger.Error(err, "Controller stopped")
 				}
 			},
@@ -254,6 +270,11 @@ func runLeading(ctx context.Context, kubeClient kubernetes.Interface, o options,
 		return err
 	}
 	elector.Run(electorCtx)
+	if leading.Load() {
+		// The elector returns as soon as it cancels the leader's context; the controller may
+		// still be finishing its syncs in flight.
+		<-stopped
+	}
 	if ctx.Err() == nil {
 		return errors.New("leader election lost")
 	}
@@ -323,4 +344,37 @@ func serve(ctx context.Context, addr string, h http.Handler, grace time.Duration
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)
+}
+
+// maxVerbosity is the highest klog verbosity the binary allows. client-go logs request and
+// response bodies from -v=8 on (with protobuf, a Secret's data is readable in the hex dump), and
+// curl commands with headers at -v=9: no verbosity may print a Secret value.
+const maxVerbosity = 7
+
+// capVerbosity lowers -v and every -vmodule level to maxVerbosity and returns what was asked
+// for when it had to, or "".
+func capVerbosity(fs *flag.FlagSet) string {
+	var asked []string
+	if f := fs.Lookup("v"); f != nil {
+		if n, err := strconv.Atoi(f.Value.String()); err == nil && n > maxVerbosity {
+			asked = append(asked, "-v="+f.Value.String())
+			_ = f.Value.Set(strconv.Itoa(maxVerbosity))
+		}
+	}
+	if f := fs.Lookup("vmodule"); f != nil && f.Value.String() != "" {
+		parts := strings.Split(f.Value.String(), ",")
+		changed := false
+		for i, part := range parts {
+			pattern, level, ok := strings.Cut(part, "=")
+			if n, err := strconv.Atoi(level); ok && err == nil && n > maxVerbosity {
+				parts[i] = pattern + "=" + strconv.Itoa(maxVerbosity)
+				changed = true
+			}
+		}
+		if changed {
+			asked = append(asked, "-vmodule="+f.Value.String())
+			_ = f.Value.Set(strings.Join(parts, ","))
+		}
+	}
+	return strings.Join(asked, " ")
 }

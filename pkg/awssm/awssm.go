@@ -6,7 +6,6 @@ package awssm
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -55,8 +54,6 @@ type Config struct {
 	// Endpoint overrides the Secrets Manager endpoint, e.g. for an emulator. Empty means the
 	// SDK's resolution, which also honours AWS_ENDPOINT_URL_SECRETS_MANAGER.
 	Endpoint string
-	// Timeout bounds one GetSecretValue call including the SDK's retries; zero means 30s.
-	Timeout time.Duration
 }
 
 // New returns a Secrets Manager client built from the SDK's default configuration.

@@ -56,15 +56,39 @@ func TestClassify(t *testing.T) {
 			err:        &types.InvalidRequestException{Message: aws.String("something else")},
 			wantReason: v1alpha1.ReasonAWSError,
 		},
-		"access denied":     {err: &smithy.GenericAPIError{Code: "AccessDeniedException"}, wantReason: v1alpha1.ReasonAccessDenied},
-		"decryption":        {err: &types.DecryptionFailure{}, wantReason: v1alpha1.ReasonDecryptionFailure},
-		"internal error":    {err: &types.InternalServiceError{}, wantReason: v1alpha1.ReasonAWSError, wantTransient: true},
-		"throttling":        {err: &smithy.GenericAPIError{Code: "ThrottlingException"}, wantReason: v1alpha1.ReasonThrottled, wantTransient: true},
-		"HTTP 429":          {err: httpErr(429), wantReason: v1alpha1.ReasonThrottled, wantTransient: true},
-		"HTTP 503":          {err: httpErr(503), wantReason: v1alpha1.ReasonAWSError, wantTransient: true},
-		"invalid parameter": {err: &types.InvalidParameterException{}, wantReason: v1alpha1.ReasonAWSError},
-		"network":           {err: errors.New("dial tcp: connection refused"), wantReason: v1alpha1.ReasonAWSError, wantTransient: true},
-		"timeout":           {err: context.DeadlineExceeded, wantReason: v1alpha1.ReasonAWSError, wantTransient: true},
+		"access denied":               {err: &smithy.GenericAPIError{Code: "AccessDeniedException"}, wantReason: v1alpha1.ReasonAccessDenied},
+		"decryption":                  {err: &types.DecryptionFailure{}, wantReason: v1alpha1.ReasonDecryptionFailure},
+		"internal error":              {err: &types.InternalServiceError{}, wantReason: v1alpha1.ReasonAWSError, wantTransient: true},
+		"throttling":                  {err: &smithy.GenericAPIError{Code: "ThrottlingException"}, wantReason: v1alpha1.ReasonThrottled, wantTransient: true},
+		"HTTP 429":                    {err: httpErr(429), wantReason: v1alpha1.ReasonThrottled, wantTransient: true},
+		"HTTP 503":                    {err: httpErr(503), wantReason: v1alpha1.ReasonAWSError, wantTransient: true},
+		"invalid parameter":           {err: &types.InvalidParameterException{}, wantReason: v1alpha1.ReasonAWSError},
+		"network":                     {err: errors.New("dial tcp: connection refused"), wantReason: v1alpha1.ReasonAWSError, wantTransient: true},
+		"timeout":                     {err: context.DeadlineExceeded, wantReason: v1alpha1.ReasonAWSError, wantTransient: true},
+		"canceled":                    {err: context.Canceled, wantReason: v1alpha1.ReasonAWSError, wantTransient: true},
+		"HTTP 502":                    {err: httpErr(502), wantReason: v1alpha1.ReasonAWSError, wantTransient: true},
+		"HTTP 403":                    {err: httpErr(403), wantReason: v1alpha1.ReasonAWSError},
+		"access denied (STS wording)": {err: &smithy.GenericAPIError{Code: "AccessDenied"}, wantReason: v1alpha1.ReasonAccessDenied},
+		// Credentials that expired or could not be refreshed come back once the kubelet renews
+		// the projected token or STS recovers: retried with backoff, not parked.
+		"expired token":           {err: &smithy.GenericAPIError{Code: "ExpiredToken"}, wantReason: v1alpha1.ReasonAWSError, wantTransient: true},
+		"expired token exception": {err: &smithy.GenericAPIError{Code: "ExpiredTokenException"}, wantReason: v1alpha1.ReasonAWSError, wantTransient: true},
+		"request expired":         {err: &smithy.GenericAPIError{Code: "RequestExpired"}, wantReason: v1alpha1.ReasonAWSError, wantTransient: true},
+		"IdP communication error": {err: &smithy.GenericAPIError{Code: "IDPCommunicationError"}, wantReason: v1alpha1.ReasonAWSError, wantTransient: true},
+		"IdP error during credential refresh": {
+			err:           fmt.Errorf("failed to refresh cached credentials, %w", &smithy.GenericAPIError{Code: "IDPCommunicationError"}),
+			wantReason:    v1alpha1.ReasonAWSError,
+			wantTransient: true,
+		},
+		"request timeout":                 {err: &smithy.GenericAPIError{Code: "RequestTimeout"}, wantReason: v1alpha1.ReasonAWSError, wantTransient: true},
+		"request timeout exception":       {err: &smithy.GenericAPIError{Code: "RequestTimeoutException"}, wantReason: v1alpha1.ReasonAWSError, wantTransient: true},
+		"service unavailable":             {err: &smithy.GenericAPIError{Code: "ServiceUnavailable"}, wantReason: v1alpha1.ReasonAWSError, wantTransient: true},
+		"throttled exception":             {err: &smithy.GenericAPIError{Code: "ThrottledException"}, wantReason: v1alpha1.ReasonThrottled, wantTransient: true},
+		"limit exceeded":                  {err: &smithy.GenericAPIError{Code: "LimitExceeded"}, wantReason: v1alpha1.ReasonThrottled, wantTransient: true},
+		"limit exceeded exception":        {err: &smithy.GenericAPIError{Code: "LimitExceededException"}, wantReason: v1alpha1.ReasonThrottled, wantTransient: true},
+		"too many requests":               {err: &smithy.GenericAPIError{Code: "TooManyRequestsException"}, wantReason: v1alpha1.ReasonThrottled, wantTransient: true},
+		"request limit exceeded":          {err: &smithy.GenericAPIError{Code: "RequestLimitExceeded"}, wantReason: v1alpha1.ReasonThrottled, wantTransient: true},
+		"unrecognized client (permanent)": {err: &smithy.GenericAPIError{Code: "UnrecognizedClientException"}, wantReason: v1alpha1.ReasonAWSError},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -252,5 +276,49 @@ func TestNewHonoursEndpointAndRegion(t *testing.T) {
 	}
 	if o := client.Options(); o.Region != "eu-west-1" || aws.ToString(o.BaseEndpoint) != "http://127.0.0.1:1" {
 		t.Errorf("region %q endpoint %q", o.Region, aws.ToString(o.BaseEndpoint))
+	}
+}
+
+// TestCacheStatsDuringMisses reads the counters while a burst of misses is under way, as a
+// Prometheus scrape does: hits must never exceed the reads made (they once underflowed to 1.8e19).
+func TestCacheStatsDuringMisses(t *testing.T) {
+	c := NewCache(&countingAPI{}, CacheOptions{})
+	const workers, perWorker = 8, 500
+	stop := make(chan struct{})
+	worst := make(chan uint64, 1)
+	go func() {
+		var max uint64
+		for {
+			select {
+			case <-stop:
+				worst <- max
+				return
+			default:
+			}
+			if h := c.Stats().Hits; h > max {
+				max = h
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWorker {
+				if _, err := c.Get(context.Background(), fmt.Sprintf("s%d", w), fmt.Sprintf("v%d", i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	if max := <-worst; max != 0 {
+		t.Errorf("hits seen during a burst of misses = %d, want 0", max)
+	}
+	if s := c.Stats(); s.Hits != 0 || s.Misses != workers*perWorker {
+		t.Errorf("stats = %+v, want 0 hits and %d misses", s, workers*perWorker)
 	}
 }

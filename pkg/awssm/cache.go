@@ -42,7 +42,9 @@ type Cache struct {
 	index map[versionKey]*list.Element
 	bytes int64
 
-	gets  atomic.Uint64
+	// hits and calls are counted where they happen, never derived from each other, so that a
+	// read of both during a burst of misses can never show more hits than reads.
+	hits  atomic.Uint64
 	calls atomic.Uint64
 }
 
@@ -82,23 +84,26 @@ func (c *Cache) Stats() CacheStats {
 	c.mu.Lock()
 	entries, bytes := c.lru.Len(), c.bytes
 	c.mu.Unlock()
-	gets, calls := c.gets.Load(), c.calls.Load()
-	return CacheStats{Hits: gets - calls, Misses: calls, Entries: entries, Bytes: bytes}
+	return CacheStats{Hits: c.hits.Load(), Misses: c.calls.Load(), Entries: entries, Bytes: bytes}
 }
 
 // Get returns one version of a secret, from the cache when it is there. The returned Version
 // shares memory with the cache: do not modify it.
 func (c *Cache) Get(ctx context.Context, secretID, versionID string) (Version, error) {
-	c.gets.Add(1)
 	key := versionKey{secretID, versionID}
 	if v, ok := c.lookup(key); ok {
+		c.hits.Add(1)
 		return v, nil
 	}
+	// called is set by the one caller whose function the flight runs, and only if that
+	// function asked AWS; every other caller shared a call or found the entry.
+	var called bool
 	flight := c.flights.DoChan(secretID+"\x00"+versionID, func() (any, error) {
 		// Another flight may have filled the entry between lookup and DoChan.
 		if v, ok := c.lookup(key); ok {
 			return v, nil
 		}
+		called = true
 		// The call is shared by every waiter: one waiter giving up must not cancel it.
 		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.Timeout)
 		defer cancel()
@@ -119,6 +124,10 @@ func (c *Cache) Get(ctx context.Context, secretID, versionID string) (Version, e
 	})
 	select {
 	case res := <-flight:
+		// The flight's function happened before its result was sent: reading called is safe.
+		if !called {
+			c.hits.Add(1)
+		}
 		if res.Err != nil {
 			return Version{}, res.Err
 		}

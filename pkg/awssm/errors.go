@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/smithy-go"
@@ -31,29 +33,53 @@ func (e *Error) Error() string { return e.msg }
 // Unwrap returns the SDK's error.
 func (e *Error) Unwrap() error { return e.err }
 
-// throttleCodes are the API error codes AWS uses for throttling.
-var throttleCodes = map[string]bool{
-	"ThrottlingException":                    true,
-	"Throttling":                             true,
-	"TooManyRequestsException":               true,
-	"RequestLimitExceeded":                   true,
-	"RequestThrottled":                       true,
-	"RequestThrottledException":              true,
-	"ProvisionedThroughputExceededException": true,
-	"SlowDown":                               true,
+// extraThrottleCodes are throttling codes beyond the SDK's retry.DefaultThrottleErrorCodes.
+var extraThrottleCodes = map[string]bool{
+	"LimitExceeded": true,
 }
 
-// Classify turns an error from GetSecretValue into an *Error with a reason.
+// transientCodes are error codes that go away without any change on the user's side, beyond what
+// the SDK's retry.DefaultRetryables already know: credentials that expired or could not be
+// refreshed (IRSA and Pod Identity tokens are renewed by the kubelet; STS has a bad moment),
+// clock skew, and AWS's own failures.
+var transientCodes = map[string]bool{
+	"ExpiredToken":                   true,
+	"ExpiredTokenException":          true,
+	"RequestExpired":                 true,
+	"IDPCommunicationError":          true,
+	"IDPCommunicationErrorException": true,
+	"InternalFailure":                true,
+	"InternalServiceError":           true,
+	"InternalServiceErrorException":  true,
+	"ServiceUnavailable":             true,
+	"ServiceUnavailableException":    true,
+	"RequestTimeout":                 true,
+	"RequestTimeoutException":        true,
+	"EC2MetadataServiceUnavailable":  true,
+}
+
+var (
+	sdkRetryables = retry.IsErrorRetryables(retry.DefaultRetryables)
+	sdkThrottles  = retry.IsErrorThrottles(retry.DefaultThrottles)
+)
+
+// Classify turns an error from GetSecretValue (or from getting credentials for it) into an
+// *Error with a reason. Throttling and retryable errors are recognised the way the SDK's own
+// retryer recognises them, plus the codes above; any other answer from AWS is permanent until
+// something changes; no answer at all (network, timeouts) is transient.
 func Classify(err error, secretID, versionID string) error {
 	e := &Error{Reason: v1alpha1.ReasonAWSError, err: err}
 	var (
 		notFound   *types.ResourceNotFoundException
 		invalidReq *types.InvalidRequestException
 		decrypt    *types.DecryptionFailure
-		internal   *types.InternalServiceError
 		apiErr     smithy.APIError
 		respErr    *awshttp.ResponseError
 	)
+	code := ""
+	if errors.As(err, &apiErr) {
+		code = apiErr.ErrorCode()
+	}
 	switch {
 	case errors.As(err, &notFound):
 		// AWS says "can't find the specified secret value for VersionId" when only the version
@@ -66,17 +92,16 @@ func Classify(err error, secretID, versionID string) error {
 		e.Reason = v1alpha1.ReasonSecretScheduledForDeletion
 	case errors.As(err, &decrypt):
 		e.Reason = v1alpha1.ReasonDecryptionFailure
-	case errors.As(err, &internal):
-		e.Transient = true
-	case errors.As(err, &apiErr) && apiErr.ErrorCode() == "AccessDeniedException":
+	case code == "AccessDeniedException" || code == "AccessDenied":
 		e.Reason = v1alpha1.ReasonAccessDenied
-	case errors.As(err, &apiErr) && throttleCodes[apiErr.ErrorCode()]:
+	case sdkThrottles.IsErrorThrottle(err) == aws.TrueTernary || extraThrottleCodes[code],
+		errors.As(err, &respErr) && respErr.HTTPStatusCode() == http.StatusTooManyRequests:
 		e.Reason, e.Transient = v1alpha1.ReasonThrottled, true
-	case errors.As(err, &respErr) && respErr.HTTPStatusCode() == http.StatusTooManyRequests:
-		e.Reason, e.Transient = v1alpha1.ReasonThrottled, true
+	case transientCodes[code], sdkRetryables.IsErrorRetryable(err) == aws.TrueTernary:
+		e.Transient = true
 	case errors.As(err, &respErr) && respErr.HTTPStatusCode() >= 500:
 		e.Transient = true
-	case errors.As(err, &apiErr):
+	case apiErr != nil, errors.As(err, &respErr) && respErr.HTTPStatusCode() >= 400:
 		// Any other answer from AWS (InvalidParameterException, a 4xx): the request itself is wrong
 		// and stays wrong until something changes.
 	default:

@@ -43,31 +43,6 @@ import (
 // workqueue name.
 const ComponentName = "aws-secret-controller"
 
-// The controller's marks on the Secrets it writes.
-const (
-	// ManagedByLabel marks the Secrets the controller writes; its Secret informer watches only those.
-	ManagedByLabel = "app.kubernetes.io/managed-by"
-	// AnnotationPrefix is the prefix of the controller's annotations on a Secret.
-	AnnotationPrefix = "aws-secret-controller.mumoshu.github.io/"
-	// AnnotationStringDataSecretID and AnnotationStringDataVersionID record the stringDataFrom
-	// version the Secret holds.
-	AnnotationStringDataSecretID  = AnnotationPrefix + "string-data-secret-id"
-	AnnotationStringDataVersionID = AnnotationPrefix + "string-data-version-id"
-	// AnnotationDataSecretID and AnnotationDataVersionID record the dataFrom version the Secret holds.
-	AnnotationDataSecretID  = AnnotationPrefix + "data-secret-id"
-	AnnotationDataVersionID = AnnotationPrefix + "data-version-id"
-	// AnnotationDataHash is a digest of the Secret's data as the controller wrote it, so that a
-	// hand edit is noticed and undone.
-	AnnotationDataHash = AnnotationPrefix + "data-hash"
-)
-
-// ManagedSecretsOnly restricts a Secret informer to the Secrets the controller writes, so that
-// the controller neither caches nor wakes up for the cluster's other Secrets. Pass it to
-// informers.WithTweakListOptions when building the factory for Options.SecretInformer.
-func ManagedSecretsOnly(o *metav1.ListOptions) {
-	o.LabelSelector = ManagedByLabel + "=" + ComponentName
-}
-
 // Event reasons of the Normal events the controller records. Warning events carry the Ready
 // condition's reason.
 const (
@@ -76,12 +51,21 @@ const (
 	EventReplaced = "Replaced"
 )
 
+// Messages of the Normal events; they name versions and types, never values.
+const (
+	messageCreated  = "Created Secret %s from %s"
+	messageUpdated  = "Updated Secret %s to %s"
+	messageReplaced = "Replaced Secret %s to change its type from %s to %s"
+)
+
 // Sync results reported to Options.OnSync besides the Ready reasons of failed syncs.
 const (
 	ResultUnchanged = "Unchanged"
 	ResultCreated   = EventCreated
 	ResultUpdated   = EventUpdated
 	ResultReplaced  = EventReplaced
+	// ResultDeleting: the AWSSecret is being deleted, so nothing was written.
+	ResultDeleting = "Deleting"
 )
 
 // VersionGetter returns one version of a Secrets Manager secret. *awssm.Cache implements it.
@@ -92,10 +76,10 @@ type VersionGetter interface {
 // Options are what the controller needs. The informers must come from factories the caller
 // starts after NewController returns.
 type Options struct {
-	// KubeClient writes Secrets and, unless Recorder is set, Events.
+	// KubeClient writes Secrets and, unless Recorder or EventsClient is set, Events.
 	KubeClient kubernetes.Interface
-	// Client writes AWSSecret status.
-	Client clientset.Interface
+	// AWSSecretClient writes AWSSecret status.
+	AWSSecretClient clientset.Interface
 	// AWSSecretInformer watches AWSSecrets.
 	AWSSecretInformer informers.AWSSecretInformer
 	// SecretInformer watches Secrets. Build its factory with ManagedSecretsOnly so that it caches
@@ -123,6 +107,10 @@ type Options struct {
 	PermanentErrorRetry workqueue.TypedRateLimiter[cache.ObjectName]
 	// SyncTimeout bounds one sync. Zero means one minute.
 	SyncTimeout time.Duration
+	// DrainTimeout bounds how long the syncs in flight when Run's context ends may go on before
+	// their own contexts are canceled. Queued work is not started. Zero means 10 seconds, well
+	// inside a Pod's default 30 s grace period.
+	DrainTimeout time.Duration
 	// OnSync, if set, is told the result of every sync: one of the Result constants, or the
 	// Ready reason of a failure.
 	OnSync func(result string, duration time.Duration)
@@ -154,32 +142,35 @@ type Controller struct {
 	broadcaster  record.EventBroadcaster
 	eventsClient kubernetes.Interface
 
-	// statusWrites remembers, per AWSSecret, the resourceVersion our last status update replaced
-	// and the status it wrote, so that a sync working from a lister that has not caught up
-	// with that write does not write it again (and fail with a conflict).
-	statusWrites sync.Map // cache.ObjectName -> statusWrite
+	// statusWrites keeps a sync working from a lister that has not caught up with our last
+	// status write from writing it again (and failing with a conflict).
+	statusWrites statusMemo
 
-	clock       clock.PassiveClock
-	syncTimeout time.Duration
-	onSync      func(string, time.Duration)
+	// clock stamps condition transitions.
+	clock clock.PassiveClock
+	// syncTimeout bounds one sync; drainTimeout bounds the syncs in flight at shutdown.
+	syncTimeout, drainTimeout time.Duration
+	// onSync is told the result of every sync, for metrics.
+	onSync func(string, time.Duration)
 }
 
 // NewController returns a controller wired to the given informers. It registers event handlers,
 // so call it before starting the informer factories.
 func NewController(ctx context.Context, opts Options) (*Controller, error) {
 	switch {
-	case opts.KubeClient == nil, opts.Client == nil:
-		return nil, errors.New("controller: KubeClient and Client are required")
+	case opts.KubeClient == nil, opts.AWSSecretClient == nil:
+		return nil, errors.New("controller: KubeClient and AWSSecretClient are required")
 	case opts.AWSSecretInformer == nil, opts.SecretInformer == nil:
 		return nil, errors.New("controller: AWSSecretInformer and SecretInformer are required")
 	case opts.Versions == nil:
 		return nil, errors.New("controller: Versions is required")
 	}
 	logger := klog.FromContext(ctx)
+	opts = withDefaults(opts)
 
 	c := &Controller{
 		kubeClient:       opts.KubeClient,
-		client:           opts.Client,
+		client:           opts.AWSSecretClient,
 		awsSecretLister:  opts.AWSSecretInformer.Lister(),
 		awsSecretsSynced: opts.AWSSecretInformer.Informer().HasSynced,
 		secretLister:     opts.SecretInformer.Lister(),
@@ -190,19 +181,8 @@ func NewController(ctx context.Context, opts Options) (*Controller, error) {
 		eventsClient:     opts.EventsClient,
 		clock:            opts.Clock,
 		syncTimeout:      opts.SyncTimeout,
+		drainTimeout:     opts.DrainTimeout,
 		onSync:           opts.OnSync,
-	}
-	if c.permanentRetry == nil {
-		c.permanentRetry = workqueue.NewTypedItemExponentialFailureRateLimiter[cache.ObjectName](30*time.Second, 10*time.Minute)
-	}
-	if c.clock == nil {
-		c.clock = clock.RealClock{}
-	}
-	if c.eventsClient == nil {
-		c.eventsClient = c.kubeClient
-	}
-	if c.syncTimeout == 0 {
-		c.syncTimeout = time.Minute
 	}
 	if c.recorder == nil {
 		// A scheme of our own, so the recorder can name AWSSecrets without touching client-go's
@@ -214,19 +194,8 @@ func NewController(ctx context.Context, opts Options) (*Controller, error) {
 		c.broadcaster = record.NewBroadcaster(record.WithContext(ctx))
 		c.recorder = c.broadcaster.NewRecorder(scheme, corev1.EventSource{Component: ComponentName})
 	}
-	rateLimiter := opts.RateLimiter
-	if rateLimiter == nil {
-		rateLimiter = workqueue.NewTypedMaxOfRateLimiter(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[cache.ObjectName](50*time.Millisecond, 5*time.Minute),
-			&workqueue.TypedBucketRateLimiter[cache.ObjectName]{Limiter: rate.NewLimiter(rate.Limit(50), 300)},
-		)
-	}
-	name := opts.QueueName
-	if name == "" {
-		name = ComponentName
-	}
-	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(rateLimiter,
-		workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: name})
+	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(opts.RateLimiter,
+		workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: opts.QueueName})
 
 	logger.V(4).Info("Setting up event handlers")
 	if _, err := opts.AWSSecretInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -254,13 +223,44 @@ func NewController(ctx context.Context, opts Options) (*Controller, error) {
 	return c, nil
 }
 
+// withDefaults fills in the options left empty.
+func withDefaults(opts Options) Options {
+	if opts.PermanentErrorRetry == nil {
+		opts.PermanentErrorRetry = workqueue.NewTypedItemExponentialFailureRateLimiter[cache.ObjectName](30*time.Second, 10*time.Minute)
+	}
+	if opts.RateLimiter == nil {
+		opts.RateLimiter = workqueue.NewTypedMaxOfRateLimiter(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[cache.ObjectName](50*time.Millisecond, 5*time.Minute),
+			&workqueue.TypedBucketRateLimiter[cache.ObjectName]{Limiter: rate.NewLimiter(rate.Limit(50), 300)},
+		)
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.EventsClient == nil {
+		opts.EventsClient = opts.KubeClient
+	}
+	if opts.SyncTimeout == 0 {
+		opts.SyncTimeout = time.Minute
+	}
+	if opts.DrainTimeout == 0 {
+		opts.DrainTimeout = 10 * time.Second
+	}
+	if opts.QueueName == "" {
+		opts.QueueName = ComponentName
+	}
+	return opts
+}
+
 // HasSynced reports whether the informers have filled their caches; it suits a readiness probe.
 func (c *Controller) HasSynced() bool {
 	return c.awsSecretsSynced() && c.secretsSynced()
 }
 
 // Run waits for the informer caches, then syncs with the given number of workers until ctx is
-// canceled. On cancellation it stops taking work, lets the syncs in flight finish, and returns.
+// canceled. On cancellation it starts no more work (what is still queued is left to the next
+// run or leader), gives the syncs in flight up to DrainTimeout to finish, and returns once they
+// have.
 func (c *Controller) Run(ctx context.Context, workers int) error {
 	defer utilruntime.HandleCrashWithContext(ctx)
 	logger := klog.FromContext(ctx)
@@ -277,15 +277,23 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 		return errors.New("failed to wait for caches to sync")
 	}
 
-	// Syncs run on a context that outlives ctx, so that a sync in flight at shutdown finishes
-	// (each is bounded by SyncTimeout) instead of leaving half-done work.
-	workCtx := context.WithoutCancel(ctx)
+	// Syncs run on a context that outlives ctx by at most drainTimeout, so that a sync in flight
+	// at shutdown finishes instead of leaving half-done work, but a slow one cannot hold the
+	// process past its grace period. Each write is one API call, so a canceled sync leaves
+	// nothing half-written either.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stopDrainTimer := context.AfterFunc(ctx, func() {
+		time.AfterFunc(c.drainTimeout, cancelWork)
+	})
+	defer stopDrainTimer()
+
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for c.processNextWorkItem(workCtx) {
+			for c.processNextWorkItem(ctx, workCtx) {
 			}
 		}()
 	}
@@ -298,34 +306,47 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	return nil
 }
 
-// processNextWorkItem syncs one AWSSecret from the queue; it returns false when the queue is
-// shut down.
-func (c *Controller) processNextWorkItem(ctx context.Context) bool {
+// processNextWorkItem syncs one AWSSecret from the queue on workCtx. It returns false when the
+// queue is shut down or ctx is done: a shut-down queue still hands out what it holds, and
+// none of that is started.
+func (c *Controller) processNextWorkItem(ctx, workCtx context.Context) bool {
 	key, shutdown := c.queue.Get()
 	if shutdown {
 		return false
 	}
 	defer c.queue.Done(key)
-
-	ctx, cancel := context.WithTimeout(ctx, c.syncTimeout)
+	if ctx.Err() != nil {
+		return false
+	}
+	syncCtx, cancel := context.WithTimeout(workCtx, c.syncTimeout)
 	defer cancel()
-	err := c.syncHandler(ctx, key)
+	c.handleErr(syncCtx, key, c.syncHandler(syncCtx, key))
+	return true
+}
+
+// handleErr decides when an AWSSecret is synced again: not at all on success; soon, with
+// per-item backoff, after a transient error; slowly after an error only a change can fix
+// (already in the status and an event; retrying fast would only spend AWS calls).
+func (c *Controller) handleErr(ctx context.Context, key cache.ObjectName, err error) {
+	logger := klog.FromContext(ctx)
 	if err == nil {
 		c.queue.Forget(key)
 		c.permanentRetry.Forget(key)
-		return true
+		return
 	}
-	if _, transient := reasonOf(err); !transient {
-		// Already in the status and an event; retrying fast would only spend AWS calls.
+	switch f := classify(err); {
+	case f.quiet:
+		logger.V(4).Info("Sync raced a stale cache; requeuing", "awsSecret", key, "err", err)
+		c.queue.AddRateLimited(key)
+	case !f.transient:
 		c.queue.Forget(key)
 		delay := c.permanentRetry.When(key)
-		klog.FromContext(ctx).V(2).Info("Sync failed; will retry", "awsSecret", key, "err", err, "after", delay)
+		logger.V(2).Info("Sync failed; will retry", "awsSecret", key, "reason", f.reason, "err", err, "after", delay)
 		c.queue.AddAfter(key, delay)
-		return true
+	default:
+		c.queue.AddRateLimited(key)
+		utilruntime.HandleErrorWithContext(ctx, err, "Error syncing; requeuing for later retry", "awsSecret", key)
 	}
-	c.queue.AddRateLimited(key)
-	utilruntime.HandleErrorWithContext(ctx, err, "Error syncing; requeuing for later retry", "awsSecret", key)
-	return true
 }
 
 func (c *Controller) enqueueAWSSecret(obj any) {
@@ -370,5 +391,3 @@ func TransformForCache(obj any) (any, error) {
 	}
 	return obj, nil
 }
-
-const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"

@@ -14,13 +14,15 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	core "k8s.io/client-go/testing"
 
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
-	"github.com/mumoshu/aws-secret-controller/pkg/awssm"
 )
 
 // secretValue is the value behind every test secret: it must never show up outside a Secret.
@@ -32,10 +34,35 @@ func syncedSecret(a *v1alpha1.AWSSecret, data map[string]string) *corev1.Secret 
 	for k, v := range data {
 		bytes[k] = []byte(v)
 	}
-	s := desiredSecret(a, bytes)
+	s := newSecret(a, want(a), bytes, dataHash(bytes))
 	s.UID = types.UID("secret-uid-" + a.Name)
 	s.ResourceVersion = "1"
 	return s
+}
+
+// refuse is a reactor that fails every Secret action of one verb with err.
+func refuse(verb string, err error) core.ReactionFunc {
+	return func(action core.Action) (bool, runtime.Object, error) {
+		if action.GetVerb() != verb {
+			return false, nil, nil
+		}
+		return true, nil, err
+	}
+}
+
+// conflictStatus is the status a sync leaves when a Secret of a's name is not a's.
+func conflictStatus(a *v1alpha1.AWSSecret) v1alpha1.AWSSecretStatus {
+	return v1alpha1.AWSSecretStatus{
+		ObservedGeneration: a.Generation,
+		Conditions: []metav1.Condition{{
+			Type:               v1alpha1.ConditionReady,
+			Status:             metav1.ConditionFalse,
+			Reason:             v1alpha1.ReasonSecretConflict,
+			Message:            conflictError(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: a.Name}}).Error(),
+			ObservedGeneration: a.Generation,
+			LastTransitionTime: metav1.NewTime(testNow),
+		}},
+	}
 }
 
 // withStatus returns a with the status of a synced AWSSecret.
@@ -65,14 +92,19 @@ func TestSyncHandler(t *testing.T) {
 		secret *corev1.Secret
 		// aws prepares Secrets Manager beyond the seed's version, which is always there.
 		aws func(*fakeAWS)
+		// reactor, if set, answers Secret actions before the fake does.
+		reactor core.ReactionFunc
 
 		wantAWSCalls int
 		// wantSecretVerbs are the writes to Secrets, in order.
 		wantSecretVerbs []string
 		// wantData is the data of the last Secret written, when one is.
 		wantData map[string]string
-		// wantReason is the Ready reason; Synced means Ready=True.
+		// wantReason is the Ready reason; Synced means Ready=True; empty means no condition is
+		// set (nothing written, nothing there before).
 		wantReason string
+		// check, if set, looks at the last Secret written.
+		check func(t *testing.T, written *corev1.Secret)
 		// wantStatusWrite says whether the status is written.
 		wantStatusWrite bool
 		// wantErr says whether the sync handler returns an error, so that the item is retried.
@@ -139,11 +171,54 @@ func TestSyncHandler(t *testing.T) {
 			wantReason:      v1alpha1.ReasonSynced,
 			wantEvents:      []string{"Normal Updated"},
 		},
-		"labels and annotations edited by hand: restored without an AWS call": {
+		"labels and annotations added by others (webhooks, tools): kept, no write, no event": {
+			awsSecret: func() *v1alpha1.AWSSecret {
+				a := withStatus(seed())
+				a.Spec.Metadata.Labels = map[string]string{"team": "payments"}
+				return a
+			}(),
+			secret: func() *corev1.Secret {
+				a := seed()
+				a.Spec.Metadata.Labels = map[string]string{"team": "payments"}
+				s := syncedSecret(a, map[string]string{"foo": secretValue})
+				s.Labels["policy.kyverno.io/added"] = "true"
+				s.Annotations["also"] = "by-hand"
+				return s
+			}(),
+			wantReason: v1alpha1.ReasonSynced,
+		},
+		"a label the controller owns edited by hand: restored without an AWS call, others kept": {
+			awsSecret: func() *v1alpha1.AWSSecret {
+				a := withStatus(seed())
+				a.Spec.Metadata.Labels = map[string]string{"team": "payments"}
+				return a
+			}(),
+			secret: func() *corev1.Secret {
+				a := seed()
+				a.Spec.Metadata.Labels = map[string]string{"team": "payments"}
+				s := syncedSecret(a, map[string]string{"foo": secretValue})
+				s.Labels["team"] = "edited"
+				s.Labels["added"] = "by-webhook"
+				return s
+			}(),
+			wantSecretVerbs: []string{"update"},
+			wantData:        map[string]string{"foo": secretValue},
+			wantReason:      v1alpha1.ReasonSynced,
+			wantEvents:      []string{"Normal Updated"},
+			check: func(t *testing.T, s *corev1.Secret) {
+				if s.Labels["team"] != "payments" || s.Labels["added"] != "by-webhook" {
+					t.Errorf("labels = %v, want team=payments and added=by-webhook", s.Labels)
+				}
+			},
+		},
+		"a key removed from spec.metadata: removed from the Secret, others' kept": {
 			awsSecret: withStatus(seed()),
 			secret: func() *corev1.Secret {
-				s := syncedSecret(seed(), map[string]string{"foo": secretValue})
-				s.Labels["added"] = "by-hand"
+				a := seed()
+				a.Spec.Metadata.Labels = map[string]string{"team": "payments"}
+				a.Spec.Metadata.Annotations = map[string]string{"note": "old"}
+				s := syncedSecret(a, map[string]string{"foo": secretValue})
+				s.Labels["added"] = "by-webhook"
 				s.Annotations["also"] = "by-hand"
 				return s
 			}(),
@@ -151,12 +226,48 @@ func TestSyncHandler(t *testing.T) {
 			wantData:        map[string]string{"foo": secretValue},
 			wantReason:      v1alpha1.ReasonSynced,
 			wantEvents:      []string{"Normal Updated"},
+			check: func(t *testing.T, s *corev1.Secret) {
+				if _, ok := s.Labels["team"]; ok || s.Labels["added"] != "by-webhook" {
+					t.Errorf("labels = %v, want no team and added=by-webhook", s.Labels)
+				}
+				if _, ok := s.Annotations["note"]; ok || s.Annotations["also"] != "by-hand" {
+					t.Errorf("annotations = %v, want no note and also=by-hand", s.Annotations)
+				}
+				if _, ok := s.Annotations[AnnotationOwnedLabels]; ok {
+					t.Errorf("the owned-labels record is left after the last owned label went")
+				}
+			},
 		},
-		"managed-by label removed by hand: found through AlreadyExists and restored": {
+		"last-applied-configuration in spec.metadata (the cache strips it): not copied, no write loop": {
+			awsSecret: func() *v1alpha1.AWSSecret {
+				a := withStatus(seed())
+				a.Spec.Metadata.Annotations = map[string]string{lastAppliedAnnotation: `{"kind":"AWSSecret"}`, "note": "hi"}
+				return a
+			}(),
+			secret: func() *corev1.Secret {
+				a := seed()
+				a.Spec.Metadata.Annotations = map[string]string{"note": "hi"}
+				return syncedSecret(a, map[string]string{"foo": secretValue})
+			}(),
+			wantReason: v1alpha1.ReasonSynced,
+		},
+		"managed-by label removed by hand: found by a read and restored without an AWS call": {
 			awsSecret: withStatus(seed()),
 			secret: func() *corev1.Secret {
-				// Without the label the Secret leaves the informer's view, so the controller reads
-				// the version (once; the cache serves repeats) to create it, and meets it.
+				// Without the label the Secret leaves the informer's view. The AWSSecret was
+				// synced before, so the controller reads the Secret before asking AWS.
+				s := syncedSecret(seed(), map[string]string{"foo": secretValue})
+				delete(s.Labels, ManagedByLabel)
+				return s
+			}(),
+			wantSecretVerbs: []string{"update"},
+			wantData:        map[string]string{"foo": secretValue},
+			wantReason:      v1alpha1.ReasonSynced,
+			wantEvents:      []string{"Normal Updated"},
+		},
+		"new AWSSecret meets its own hidden Secret: found through AlreadyExists": {
+			awsSecret: seed(),
+			secret: func() *corev1.Secret {
 				s := syncedSecret(seed(), map[string]string{"foo": secretValue})
 				delete(s.Labels, ManagedByLabel)
 				return s
@@ -165,6 +276,7 @@ func TestSyncHandler(t *testing.T) {
 			wantSecretVerbs: []string{"create", "update"},
 			wantData:        map[string]string{"foo": secretValue},
 			wantReason:      v1alpha1.ReasonSynced,
+			wantStatusWrite: true,
 			wantEvents:      []string{"Normal Updated"},
 		},
 		"controller annotation removed by hand: restored": {
@@ -180,17 +292,119 @@ func TestSyncHandler(t *testing.T) {
 			wantReason:      v1alpha1.ReasonSynced,
 			wantEvents:      []string{"Normal Updated"},
 		},
-		"type change: the Secret is replaced without an AWS call": {
+		"type change the payload suits: dry run, then replaced without an AWS call": {
 			awsSecret: func() *v1alpha1.AWSSecret {
 				a := withStatus(seed())
 				a.Spec.Type = corev1.SecretTypeBasicAuth
 				return a
 			}(),
-			secret:          syncedSecret(seed(), map[string]string{"foo": secretValue}),
-			wantSecretVerbs: []string{"delete", "create"},
-			wantData:        map[string]string{"foo": secretValue},
+			secret: func() *corev1.Secret {
+				s := syncedSecret(seed(), map[string]string{"username": "app", "password": secretValue})
+				s.Labels["added"] = "by-webhook"
+				return s
+			}(),
+			wantSecretVerbs: []string{"create(dry-run)", "delete", "create"},
+			wantData:        map[string]string{"username": "app", "password": secretValue},
 			wantReason:      v1alpha1.ReasonSynced,
 			wantEvents:      []string{"Normal Replaced"},
+			check: func(t *testing.T, s *corev1.Secret) {
+				if s.Type != corev1.SecretTypeBasicAuth || s.Labels["added"] != "by-webhook" {
+					t.Errorf("replacement: type %s, labels %v; want basic-auth and others' labels kept", s.Type, s.Labels)
+				}
+			},
+		},
+		"type change the payload cannot satisfy: InvalidSecret, the old Secret stays": {
+			awsSecret: func() *v1alpha1.AWSSecret {
+				a := withStatus(seed())
+				a.Spec.Type = corev1.SecretTypeTLS // needs tls.crt and tls.key
+				return a
+			}(),
+			secret:          syncedSecret(seed(), map[string]string{"foo": secretValue}),
+			wantReason:      v1alpha1.ReasonInvalidSecret,
+			wantStatusWrite: true,
+			wantErr:         true,
+			wantEvents:      []string{"Warning InvalidSecret"},
+		},
+		"type change the API server refuses in the dry run: InvalidSecret, the old Secret stays": {
+			awsSecret: func() *v1alpha1.AWSSecret {
+				a := withStatus(seed())
+				a.Spec.Type = "example.com/custom"
+				return a
+			}(),
+			secret:          syncedSecret(seed(), map[string]string{"foo": secretValue}),
+			reactor:         refuse("create", apierrors.NewInvalid(schema.GroupKind{Kind: "Secret"}, "example-x", nil)),
+			wantSecretVerbs: []string{"create(dry-run)"},
+			wantReason:      v1alpha1.ReasonInvalidSecret,
+			wantStatusWrite: true,
+			wantErr:         true,
+			wantEvents:      []string{"Warning InvalidSecret"},
+		},
+		"AWSSecret being deleted: nothing written, no AWS call": {
+			awsSecret: func() *v1alpha1.AWSSecret {
+				a := seed()
+				a.DeletionTimestamp = &metav1.Time{Time: testNow}
+				a.Finalizers = []string{metav1.FinalizerDeleteDependents}
+				return a
+			}(),
+		},
+		"AWSSecret being deleted while its Secret is out of date: nothing written": {
+			awsSecret: func() *v1alpha1.AWSSecret {
+				a := bumped()
+				a.DeletionTimestamp = &metav1.Time{Time: testNow}
+				a.Finalizers = []string{metav1.FinalizerDeleteDependents}
+				return a
+			}(),
+			secret:     syncedSecret(seed(), map[string]string{"foo": secretValue}),
+			wantReason: v1alpha1.ReasonSynced, // the status it had
+		},
+		"update conflict (stale cache): requeued quietly, status and events untouched": {
+			awsSecret: bumped(),
+			secret:    syncedSecret(seed(), map[string]string{"foo": secretValue}),
+			aws: func(f *fakeAWS) {
+				f.putString(seedSecretID, newVersionID, `{"foo":"`+secretValue+`-2"}`)
+			},
+			reactor:         refuse("update", apierrors.NewConflict(schema.GroupResource{Resource: "secrets"}, "example", errors.New("the object has been modified"))),
+			wantAWSCalls:    1,
+			wantSecretVerbs: []string{"update"},
+			wantReason:      v1alpha1.ReasonSynced, // the status it had
+			wantErr:         true,
+		},
+		"create refused as invalid: InvalidSecret": {
+			awsSecret:       seed(),
+			reactor:         refuse("create", apierrors.NewInvalid(schema.GroupKind{Kind: "Secret"}, "example", nil)),
+			wantAWSCalls:    1,
+			wantSecretVerbs: []string{"create"},
+			wantReason:      v1alpha1.ReasonInvalidSecret,
+			wantStatusWrite: true,
+			wantErr:         true,
+			wantEvents:      []string{"Warning InvalidSecret"},
+		},
+		"update forbidden: Forbidden": {
+			awsSecret: bumped(),
+			secret:    syncedSecret(seed(), map[string]string{"foo": secretValue}),
+			aws: func(f *fakeAWS) {
+				f.putString(seedSecretID, newVersionID, `{"foo":"`+secretValue+`-2"}`)
+			},
+			reactor:         refuse("update", apierrors.NewForbidden(schema.GroupResource{Resource: "secrets"}, "example", errors.New("denied by policy"))),
+			wantAWSCalls:    1,
+			wantSecretVerbs: []string{"update"},
+			wantReason:      v1alpha1.ReasonForbidden,
+			wantStatusWrite: true,
+			wantErr:         true,
+			wantEvents:      []string{"Warning Forbidden"},
+		},
+		"persisted SecretConflict (after a restart): the Secret is read first, no AWS call": {
+			awsSecret: func() *v1alpha1.AWSSecret {
+				a := seed()
+				a.Status = conflictStatus(a)
+				return a
+			}(),
+			secret: &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Name: "example", Namespace: metav1.NamespaceDefault, UID: "theirs"},
+				Data:       map[string][]byte{"mine": []byte("keep")},
+			},
+			wantReason: v1alpha1.ReasonSecretConflict,
+			wantErr:    true,
 		},
 		"Secret not controlled by the AWSSecret: untouched, SecretConflict": {
 			awsSecret: seed(),
@@ -373,6 +587,9 @@ func TestSyncHandler(t *testing.T) {
 			if tc.secret != nil {
 				f.seedSecret(tc.secret)
 			}
+			if tc.reactor != nil {
+				f.secretReactors = append(f.secretReactors, tc.reactor)
+			}
 			ctx := f.context()
 			c := f.newController(ctx)
 
@@ -391,10 +608,15 @@ func TestSyncHandler(t *testing.T) {
 			for _, a := range f.writes() {
 				switch {
 				case a.GetResource().Resource == "secrets":
-					verbs = append(verbs, a.GetVerb())
+					verb := a.GetVerb()
 					if w, ok := a.(core.CreateAction); ok {
+						if isDryRun(a) {
+							verbs = append(verbs, verb+"(dry-run)")
+							continue
+						}
 						written = w.GetObject().(*corev1.Secret)
 					}
+					verbs = append(verbs, verb)
 					if w, ok := a.(core.UpdateAction); ok {
 						written = w.GetObject().(*corev1.Secret)
 					}
@@ -425,6 +647,12 @@ func TestSyncHandler(t *testing.T) {
 					t.Errorf("data hash annotation does not match the data")
 				}
 			}
+			if tc.check != nil {
+				if written == nil {
+					t.Fatal("no Secret written")
+				}
+				tc.check(t, written)
+			}
 			// An error leaves an existing Secret exactly as it was.
 			if tc.wantErr && tc.secret != nil {
 				live, err := f.kubeClient.CoreV1().Secrets(tc.secret.Namespace).Get(ctx, tc.secret.Name, metav1.GetOptions{})
@@ -445,12 +673,16 @@ func TestSyncHandler(t *testing.T) {
 				status = statusWrites[len(statusWrites)-1].Status
 			}
 			cond := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionReady)
-			if cond == nil || cond.Reason != tc.wantReason {
+			if tc.wantReason == "" {
+				if cond != nil {
+					t.Errorf("Ready condition = %+v, want none", cond)
+				}
+			} else if cond == nil || cond.Reason != tc.wantReason {
 				t.Errorf("Ready condition = %+v, want reason %s", cond, tc.wantReason)
 			} else if wantTrue := tc.wantReason == v1alpha1.ReasonSynced; (cond.Status == metav1.ConditionTrue) != wantTrue {
 				t.Errorf("Ready = %s, want %v", cond.Status, wantTrue)
 			}
-			if status.ObservedGeneration != tc.awsSecret.Generation {
+			if len(statusWrites) > 0 && status.ObservedGeneration != tc.awsSecret.Generation {
 				t.Errorf("observedGeneration = %d, want %d", status.ObservedGeneration, tc.awsSecret.Generation)
 			}
 
@@ -494,6 +726,8 @@ func TestSeedExampleSecret(t *testing.T) {
 			Labels:    map[string]string{"team": "payments", ManagedByLabel: "aws-secret-controller"},
 			Annotations: map[string]string{
 				"note":                        "hi",
+				AnnotationOwnedLabels:         "team",
+				AnnotationOwnedAnnotations:    "note",
 				AnnotationStringDataSecretID:  seedSecretID,
 				AnnotationStringDataVersionID: seedVersionID,
 				AnnotationDataHash:            dataHash(map[string][]byte{"foo": []byte("bar")}),
@@ -613,107 +847,5 @@ func TestSecondSyncIsANoOp(t *testing.T) {
 	}
 	if e := restarted.events(); len(e) != 0 {
 		t.Errorf("events after restart = %q, want none", e)
-	}
-}
-
-// TestRepeatedFailureIsQuiet shows that a failure records one event and one status write, not
-// one per retry.
-func TestRepeatedFailureIsQuiet(t *testing.T) {
-	f := newFixture(t)
-	a := newAWSSecret("example", seedSecretID, newVersionID) // not in AWS
-	ctx, c, err := f.startWith(a)
-	if err == nil {
-		t.Fatal("want an error")
-	}
-	stored, err := f.client.MumoshuV1alpha1().AWSSecrets("default").Get(ctx, "example", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The informer catches up with the status write; the retry fails the same way.
-	if err := f.awsSecretIndexer.Update(stored); err != nil {
-		t.Fatal(err)
-	}
-	f.forgetRecorded()
-	if err := c.syncHandler(ctx, keyOf(t, a)); err == nil {
-		t.Fatal("want an error")
-	}
-	if w := f.writes(); len(w) != 0 {
-		t.Errorf("writes on retry = %v, want none", w)
-	}
-	if e := f.events(); len(e) != 0 {
-		t.Errorf("events on retry = %q, want none", e)
-	}
-}
-
-// TestStaleListerDoesNotRepeatStatusWrite syncs again before the AWSSecret informer has seen
-// the status the first sync wrote (the Secret informer has seen the new Secret, whose event
-// brought the second sync): the write is not repeated.
-func TestStaleListerDoesNotRepeatStatusWrite(t *testing.T) {
-	f := newFixture(t)
-	f.aws.putString(seedSecretID, seedVersionID, `{"foo":"bar"}`)
-	a := newAWSSecret("example", seedSecretID, seedVersionID)
-	a.ResourceVersion = "10"
-	ctx, c, err := f.startWith(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret, err := f.kubeClient.CoreV1().Secrets("default").Get(ctx, "example", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.secretIndexer.Add(secret); err != nil {
-		t.Fatal(err)
-	}
-	f.forgetRecorded()
-
-	if err := c.syncHandler(ctx, keyOf(t, a)); err != nil {
-		t.Fatal(err)
-	}
-	if w := f.writes(); len(w) != 0 {
-		t.Errorf("writes from a stale lister = %v, want none", w)
-	}
-	if _, ok := c.statusWrites.Load(keyOf(t, a)); !ok {
-		t.Fatal("the status write is not remembered while the lister is stale")
-	}
-
-	// Once the informer catches up, the remembered write is forgotten.
-	stored, err := f.client.MumoshuV1alpha1().AWSSecrets("default").Get(ctx, "example", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored.ResourceVersion = "11" // what the API server's write made; the fake keeps versions as they are
-	if err := f.awsSecretIndexer.Update(stored); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.syncHandler(ctx, keyOf(t, a)); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := c.statusWrites.Load(keyOf(t, a)); ok {
-		t.Error("the status write is still remembered after the lister caught up")
-	}
-	if w := f.writes(); len(w) != 0 {
-		t.Errorf("writes after the lister caught up = %v, want none", w)
-	}
-	if err := f.awsSecretIndexer.Update(a); err != nil { // back to the stale view for the next step
-		t.Fatal(err)
-	}
-
-	// A real change to the status is still written, from the same stale object.
-	f.aws.errs[versionRef{seedSecretID, seedVersionID}] = errors.New("dial tcp: connection refused")
-	c.versions = awssm.NewCache(f.aws, awssm.CacheOptions{}) // forget the cached version
-	if err := f.secretIndexer.Update(func() *corev1.Secret { s := secret.DeepCopy(); s.Data["foo"] = []byte("edited"); return s }()); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.syncHandler(ctx, keyOf(t, a)); err == nil {
-		t.Fatal("want an error")
-	}
-	var statusWrites int
-	for _, w := range f.writes() {
-		if w.GetSubresource() == "status" {
-			statusWrites++
-		}
-	}
-	if statusWrites != 1 {
-		t.Errorf("status writes for a new failure = %d, want 1", statusWrites)
 	}
 }

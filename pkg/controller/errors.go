@@ -3,6 +3,9 @@ package controller
 import (
 	"errors"
 	"fmt"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
 	"github.com/mumoshu/aws-secret-controller/pkg/awssm"
@@ -13,7 +16,10 @@ import (
 type syncError struct {
 	reason    string
 	transient bool
-	err       error
+	// quiet errors are routine (a write that lost a race with a stale cache): they are retried
+	// with backoff and change neither the status nor the events.
+	quiet bool
+	err   error
 }
 
 func (e *syncError) Error() string { return e.err.Error() }
@@ -25,21 +31,50 @@ func permanentError(reason, format string, args ...any) error {
 	return &syncError{reason: reason, err: fmt.Errorf(format, args...)}
 }
 
-// kubernetesError wraps a failed call to the Kubernetes API; it is retried with backoff.
+// kubernetesError wraps a failed call to the Kubernetes API and says how to retry it:
+//   - 409 Conflict: the cache was stale; retried quietly with backoff.
+//   - 422 Invalid: the API server will refuse the same Secret again: InvalidSecret, retried slowly.
+//   - 403 Forbidden, but for an exceeded quota: RBAC or admission refused it, and will again
+//     until someone changes them: Forbidden, retried slowly.
+//   - anything else (5xx, timeouts, quota): KubernetesError, retried with backoff.
 func kubernetesError(err error, format string, args ...any) error {
-	return &syncError{reason: v1alpha1.ReasonKubernetesError, transient: true, err: fmt.Errorf(format+": %w", append(args, err)...)}
+	wrapped := fmt.Errorf(format+": %w", append(args, err)...)
+	switch {
+	case apierrors.IsConflict(err):
+		return &syncError{reason: v1alpha1.ReasonKubernetesError, transient: true, quiet: true, err: wrapped}
+	case apierrors.IsInvalid(err):
+		return &syncError{reason: v1alpha1.ReasonInvalidSecret, err: wrapped}
+	case apierrors.IsForbidden(err) && !strings.Contains(err.Error(), "exceeded quota"):
+		return &syncError{reason: v1alpha1.ReasonForbidden, err: wrapped}
+	default:
+		return &syncError{reason: v1alpha1.ReasonKubernetesError, transient: true, err: wrapped}
+	}
 }
 
-// reasonOf returns the Ready reason of a sync error and whether it is transient. Errors the
-// controller does not know are transient.
-func reasonOf(err error) (reason string, transient bool) {
+// failure is how a sync error is handled: its Ready reason, whether it is transient (retried
+// soon) and whether it is quiet (no status, no event).
+type failure struct {
+	reason    string
+	transient bool
+	quiet     bool
+}
+
+// classify returns how to handle a sync error. Errors the controller does not know are
+// transient.
+func classify(err error) failure {
 	var se *syncError
 	if errors.As(err, &se) {
-		return se.reason, se.transient
+		return failure{reason: se.reason, transient: se.transient, quiet: se.quiet}
 	}
 	var ae *awssm.Error
 	if errors.As(err, &ae) {
-		return ae.Reason, ae.Transient
+		return failure{reason: ae.Reason, transient: ae.Transient}
 	}
-	return v1alpha1.ReasonAWSError, true
+	return failure{reason: v1alpha1.ReasonAWSError, transient: true}
+}
+
+// reasonOf returns the Ready reason of a sync error and whether it is transient.
+func reasonOf(err error) (reason string, transient bool) {
+	f := classify(err)
+	return f.reason, f.transient
 }

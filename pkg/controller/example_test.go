@@ -56,7 +56,7 @@ func Example() {
 
 	c, err := controller.NewController(ctx, controller.Options{
 		KubeClient:        kubeClient,
-		Client:            client,
+		AWSSecretClient:   client,
 		AWSSecretInformer: factory.Mumoshu().V1alpha1().AWSSecrets(),
 		SecretInformer:    kubeFactory.Core().V1().Secrets(),
 		Versions:          awssm.NewCache(secretsManager, awssm.CacheOptions{}),

@@ -122,6 +122,9 @@ type fixture struct {
 
 	// options, if set, adjusts the controller's options.
 	options func(*Options)
+	// secretReactors run before the fake's own handling of Secret actions, to make the API
+	// server refuse a write (Invalid, Forbidden, Conflict).
+	secretReactors []core.ReactionFunc
 
 	// Objects to put in the listers; kubeObjects and objects also go into the clientsets.
 	awsSecretLister []*v1alpha1.AWSSecret
@@ -164,6 +167,22 @@ func (f *fixture) newController(ctx context.Context) *Controller {
 	f.t.Helper()
 	f.client = fake.NewClientset(f.objects...)
 	f.kubeClient = k8sfake.NewClientset(f.kubeObjects...)
+	// The fake would store a dry-run create; the API server validates it, runs admission and
+	// stores nothing. Validation is the e2e suite's job; here a dry run just stores nothing.
+	f.kubeClient.PrependReactor("create", "secrets", func(action core.Action) (bool, runtime.Object, error) {
+		create := action.(core.CreateAction)
+		if !isDryRun(action) {
+			return false, nil, nil
+		}
+		obj := create.GetObject().DeepCopyObject().(*corev1.Secret)
+		obj.Name = obj.GenerateName + "dryrun"
+		return true, obj, nil
+	})
+	for _, r := range f.secretReactors {
+		for _, verb := range []string{"create", "update", "delete", "get"} {
+			f.kubeClient.PrependReactor(verb, "secrets", r)
+		}
+	}
 	f.recorder = record.NewFakeRecorder(100)
 	if f.cache == nil {
 		f.cache = awssm.NewCache(f.aws, awssm.CacheOptions{})
@@ -174,7 +193,7 @@ func (f *fixture) newController(ctx context.Context) *Controller {
 		kubeinformers.WithTweakListOptions(ManagedSecretsOnly))
 	opts := Options{
 		KubeClient:        f.kubeClient,
-		Client:            f.client,
+		AWSSecretClient:   f.client,
 		AWSSecretInformer: factory.Mumoshu().V1alpha1().AWSSecrets(),
 		SecretInformer:    kubeFactory.Core().V1().Secrets(),
 		Versions:          f.cache,
@@ -320,7 +339,7 @@ func syncedStatus(a *v1alpha1.AWSSecret) v1alpha1.AWSSecretStatus {
 		Type:               v1alpha1.ConditionReady,
 		Status:             metav1.ConditionTrue,
 		Reason:             v1alpha1.ReasonSynced,
-		Message:            "Secret holds " + describeRefs(a),
+		Message:            "Secret holds " + pinnedRefs(a).String(),
 		ObservedGeneration: a.Generation,
 		LastTransitionTime: metav1.NewTime(testNow),
 	}}
@@ -335,4 +354,10 @@ func keyOf(t *testing.T, obj any) cache.ObjectName {
 		t.Fatal(err)
 	}
 	return key
+}
+
+// isDryRun says whether an action is a dry-run create.
+func isDryRun(action core.Action) bool {
+	create, ok := action.(core.CreateActionImpl)
+	return ok && len(create.CreateOptions.DryRun) > 0
 }

@@ -8,7 +8,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
+	"strconv"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -30,7 +32,7 @@ func stringData(content []byte) (map[string][]byte, error) {
 	for key, raw := range members {
 		value, err := memberValue(raw)
 		if err != nil {
-			return nil, permanentError(v1alpha1.ReasonInvalidSecretFormat, "stringDataFrom: the value of key %q is not valid JSON", key)
+			return nil, permanentError(v1alpha1.ReasonInvalidSecretFormat, "stringDataFrom: the value of key %s is not valid JSON", describeKey(key))
 		}
 		data[key] = value
 	}
@@ -38,7 +40,8 @@ func stringData(content []byte) (map[string][]byte, error) {
 }
 
 // binaryData maps a dataFrom version: a JSON object whose values are base64 strings, each decoded
-// into one data key. null is an empty value.
+// into one data key. Standard and URL-safe alphabets are accepted, padded or not (AWS tools and
+// people write both); null is an empty value.
 func binaryData(content []byte) (map[string][]byte, error) {
 	members, err := jsonObject(content, "dataFrom")
 	if err != nil {
@@ -52,34 +55,88 @@ func binaryData(content []byte) (map[string][]byte, error) {
 		}
 		var encoded string
 		if json.Unmarshal(raw, &encoded) != nil {
-			return nil, permanentError(v1alpha1.ReasonInvalidSecretFormat, "dataFrom: the value of key %q is not a base64 string", key)
+			return nil, permanentError(v1alpha1.ReasonInvalidSecretFormat, "dataFrom: the value of key %s is not a base64 string", describeKey(key))
 		}
-		value, err := base64.StdEncoding.DecodeString(encoded)
-		if err != nil {
-			return nil, permanentError(v1alpha1.ReasonInvalidSecretFormat, "dataFrom: the value of key %q is not valid base64", key)
+		value, ok := decodeBase64(encoded)
+		if !ok {
+			return nil, permanentError(v1alpha1.ReasonInvalidSecretFormat, "dataFrom: the value of key %s is not valid base64", describeKey(key))
 		}
 		data[key] = value
 	}
 	return data, nil
 }
 
+// base64Encodings are tried in order. A string that only uses the characters both alphabets
+// share decodes the same in each, so the order only matters for invalid input.
+var base64Encodings = []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding}
+
+func decodeBase64(s string) ([]byte, bool) {
+	for _, enc := range base64Encodings {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, true
+		}
+	}
+	return nil, false
+}
+
 // jsonObject parses content as one JSON object and checks that every member name is a valid
-// Secret key. The json package's own errors quote content, so they are not passed on.
+// Secret key and appears once: with a repeated name the Secret would depend on which one a
+// parser keeps. The json package's own errors quote content, so they are not passed on.
 func jsonObject(content []byte, field string) (map[string]json.RawMessage, error) {
 	content = bytes.TrimSpace(content)
 	if len(content) == 0 || content[0] != '{' {
 		return nil, permanentError(v1alpha1.ReasonInvalidSecretFormat, "%s: the secret is not a JSON object", field)
 	}
-	var members map[string]json.RawMessage
-	if json.Unmarshal(content, &members) != nil {
-		return nil, permanentError(v1alpha1.ReasonInvalidSecretFormat, "%s: the secret is not a valid JSON object", field)
+	invalid := permanentError(v1alpha1.ReasonInvalidSecretFormat, "%s: the secret is not a valid JSON object", field)
+	dec := json.NewDecoder(bytes.NewReader(content))
+	if _, err := dec.Token(); err != nil { // the opening brace
+		return nil, invalid
+	}
+	members := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, invalid
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return nil, invalid
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, invalid
+		}
+		if _, dup := members[key]; dup {
+			return nil, permanentError(v1alpha1.ReasonInvalidSecretFormat, "%s: key %s appears more than once", field, describeKey(key))
+		}
+		members[key] = raw
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return nil, invalid
+	}
+	if _, err := dec.Token(); err != io.EOF { // nothing may follow the object
+		return nil, invalid
 	}
 	for _, key := range sortedKeys(members) {
 		if msgs := validation.IsConfigMapKey(key); len(msgs) > 0 {
-			return nil, permanentError(v1alpha1.ReasonInvalidKey, "%s: key %q is not a valid Secret key: %s", field, key, msgs[0])
+			return nil, permanentError(v1alpha1.ReasonInvalidKey, "%s: key %s is not a valid Secret key: %s", field, describeKey(key), msgs[0])
 		}
 	}
 	return members, nil
+}
+
+// describeKeyRunes is how much of a key messages show.
+const describeKeyRunes = 10
+
+// describeKey names a key in a message without quoting all of it: a key can be long (a condition
+// message has a size limit) and can itself be sensitive. The start and the length are enough to
+// find it.
+func describeKey(key string) string {
+	r := []rune(key)
+	if len(r) <= describeKeyRunes {
+		return strconv.Quote(key)
+	}
+	return fmt.Sprintf("%q… (%d characters)", string(r[:describeKeyRunes]), len(r))
 }
 
 func memberValue(raw json.RawMessage) ([]byte, error) {

@@ -39,6 +39,11 @@ func TestStringData(t *testing.T) {
 		"dot key":                   {content: `{".":"v"}`, wantReason: v1alpha1.ReasonInvalidKey},
 		"one bad key fails it all":  {content: `{"ok":"v","no!":"v"}`, wantReason: v1alpha1.ReasonInvalidKey},
 		"key longer than 253 chars": {content: `{"` + strings.Repeat("k", 254) + `":"v"}`, wantReason: v1alpha1.ReasonInvalidKey},
+		// With a repeated name the Secret would hold whichever one the parser keeps.
+		"duplicate key":               {content: `{"a":"1","a":"2"}`, wantReason: v1alpha1.ReasonInvalidSecretFormat},
+		"duplicate key, other values": {content: `{"a":{"x":1},"b":2,"a":null}`, wantReason: v1alpha1.ReasonInvalidSecretFormat},
+		"same key in nested objects":  {content: `{"a":{"k":1},"b":{"k":2}}`, want: map[string]string{"a": `{"k":1}`, "b": `{"k":2}`}},
+		"two objects":                 {content: `{"a":"b"}{"c":"d"}`, wantReason: v1alpha1.ReasonInvalidSecretFormat},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -61,6 +66,13 @@ func TestBinaryData(t *testing.T) {
 		"object is not base64":      {content: `{"foo":{"a":"YQ=="}}`, wantReason: v1alpha1.ReasonInvalidSecretFormat},
 		"not an object":             {content: `YmFy`, wantReason: v1alpha1.ReasonInvalidSecretFormat},
 		"invalid key":               {content: `{"a b":"YmFy"}`, wantReason: v1alpha1.ReasonInvalidKey},
+		// "+/8=" and "-_8" are the same two bytes in the standard and URL-safe alphabets.
+		"unpadded":           {content: `{"foo":"YmFyYg"}`, want: map[string]string{"foo": "barb"}},
+		"URL-safe, padded":   {content: `{"k":"-_8="}`, want: map[string]string{"k": "\xfb\xff"}},
+		"URL-safe, unpadded": {content: `{"k":"-_8"}`, want: map[string]string{"k": "\xfb\xff"}},
+		"standard, padded":   {content: `{"k":"+/8="}`, want: map[string]string{"k": "\xfb\xff"}},
+		"mixed alphabets":    {content: `{"k":"+_8="}`, wantReason: v1alpha1.ReasonInvalidSecretFormat},
+		"duplicate key":      {content: `{"k":"YQ==","k":"Yg=="}`, wantReason: v1alpha1.ReasonInvalidSecretFormat},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -87,6 +99,29 @@ func checkPayload(t *testing.T, got map[string][]byte, err error, want map[strin
 	}
 	if diff := cmp.Diff(want, gotStrings); diff != "" {
 		t.Errorf("data differ (-want +got):\n%s", diff)
+	}
+}
+
+// TestInvalidKeyMessageIsBounded: a condition message has a size limit (32 KiB) and a key can
+// itself be sensitive, so a bad key is named by its start and length, never in full.
+func TestInvalidKeyMessageIsBounded(t *testing.T) {
+	long := "tok " + strings.Repeat("x", 40000)
+	for name, content := range map[string]string{
+		"invalid key":   `{"` + long + `":"v"}`,
+		"duplicate key": `{"` + long + `":"v","` + long + `":"w"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := stringData([]byte(content))
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			if len(err.Error()) > 200 {
+				t.Errorf("message is %d bytes long, want at most 200", len(err.Error()))
+			}
+			if !strings.Contains(err.Error(), `"tok xxxxxx"… (40004 characters)`) {
+				t.Errorf("message %q does not name the key by its start and length", err)
+			}
+		})
 	}
 }
 

@@ -1,14 +1,19 @@
 package controller
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	core "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
@@ -48,7 +53,9 @@ func (r *recordingLimiter) counts() (whens, forgets int) {
 func TestRetryPacing(t *testing.T) {
 	tests := map[string]struct {
 		// awsErr is what Secrets Manager answers; nil means success.
-		awsErr        error
+		awsErr error
+		// reactor, if set, answers Secret actions before the fake does.
+		reactor       core.ReactionFunc
 		wantFast      int // When calls on Options.RateLimiter
 		wantSlow      int // When calls on Options.PermanentErrorRetry
 		wantForgotten bool
@@ -59,6 +66,22 @@ func TestRetryPacing(t *testing.T) {
 			awsErr:   &smtypes.ResourceNotFoundException{Message: ptr.To("Secrets Manager can't find the specified secret.")},
 			wantSlow: 1,
 		},
+		"API conflict is retried fast": {
+			reactor:  refuse("create", apierrors.NewConflict(schema.GroupResource{Resource: "secrets"}, "example", errors.New("modified"))),
+			wantFast: 1,
+		},
+		"API server refusing the Secret as invalid is retried slowly": {
+			reactor:  refuse("create", apierrors.NewInvalid(schema.GroupKind{Kind: "Secret"}, "example", nil)),
+			wantSlow: 1,
+		},
+		"forbidden is retried slowly": {
+			reactor:  refuse("create", apierrors.NewForbidden(schema.GroupResource{Resource: "secrets"}, "example", errors.New("RBAC"))),
+			wantSlow: 1,
+		},
+		"exceeded quota is retried fast": {
+			reactor:  refuse("create", apierrors.NewForbidden(schema.GroupResource{Resource: "secrets"}, "example", errors.New("exceeded quota: compute, requested: secrets=1"))),
+			wantFast: 1,
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -66,6 +89,9 @@ func TestRetryPacing(t *testing.T) {
 			f.aws.putString(seedSecretID, seedVersionID, `{"foo":"bar"}`)
 			if tc.awsErr != nil {
 				f.aws.errs[versionRef{seedSecretID, seedVersionID}] = tc.awsErr
+			}
+			if tc.reactor != nil {
+				f.secretReactors = append(f.secretReactors, tc.reactor)
 			}
 			a := newAWSSecret("example", seedSecretID, seedVersionID)
 			f.seedAWSSecret(a)
@@ -75,7 +101,7 @@ func TestRetryPacing(t *testing.T) {
 			c := f.newController(ctx)
 			c.queue.Add(keyOf(t, a))
 
-			if !c.processNextWorkItem(ctx) {
+			if !c.processNextWorkItem(ctx, ctx) {
 				t.Fatal("queue shut down")
 			}
 			if whens, _ := fast.counts(); whens != tc.wantFast {
@@ -155,5 +181,108 @@ func TestTransformForCache(t *testing.T) {
 	}
 	if got, err := TransformForCache(cache.DeletedFinalStateUnknown{Key: "x"}); err != nil || got == nil {
 		t.Errorf("tombstone: %v, %v", got, err)
+	}
+}
+
+// runFixture starts Run over a fixture whose listers were filled by hand, and returns a channel
+// that receives Run's result.
+func runFixture(ctx context.Context, c *Controller, workers int) <-chan error {
+	c.awsSecretsSynced = func() bool { return true }
+	c.secretsSynced = func() bool { return true }
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, workers) }()
+	return done
+}
+
+// waitFor polls cond every 10ms until it holds or 10 seconds pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestShutdownFinishesOnlyTheSyncsInFlight: on cancellation the workers start nothing more from
+// the queue (a cold-start burst must not outlive a Pod's grace period), and the sync in flight
+// finishes and writes its Secret.
+func TestShutdownFinishesOnlyTheSyncsInFlight(t *testing.T) {
+	const queued = 40
+	f := newFixture(t)
+	f.aws.block = make(chan struct{})
+	var keys []cache.ObjectName
+	for i := range queued {
+		version := fmt.Sprintf("%032d", i)
+		f.aws.putString(seedSecretID, version, `{"foo":"bar"}`)
+		a := newAWSSecret(fmt.Sprintf("app-%d", i), seedSecretID, version)
+		f.seedAWSSecret(a)
+		keys = append(keys, keyOf(t, a))
+	}
+	ctx, cancel := context.WithCancel(f.context())
+	defer cancel()
+	c := f.newController(ctx)
+	for _, k := range keys {
+		c.queue.Add(k)
+	}
+	done := runFixture(ctx, c, 1)
+	waitFor(t, "a sync in flight", func() bool { return f.aws.totalCalls() == 1 })
+
+	cancel()
+	close(f.aws.block) // the sync in flight may now finish
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10s of cancellation")
+	}
+	if n := f.aws.totalCalls(); n != 1 {
+		t.Errorf("AWS calls = %d, want 1: only the sync in flight runs after cancellation", n)
+	}
+	var creates int
+	for _, a := range f.writes() {
+		if a.GetVerb() == "create" && a.GetResource().Resource == "secrets" {
+			creates++
+		}
+	}
+	if creates != 1 {
+		t.Errorf("Secrets created = %d, want 1 (the sync in flight finishes its write)", creates)
+	}
+}
+
+// TestShutdownDrainIsBounded: a sync in flight that does not finish within DrainTimeout is
+// canceled, so that Run returns and the process exits inside its grace period.
+func TestShutdownDrainIsBounded(t *testing.T) {
+	f := newFixture(t)
+	f.aws.block = make(chan struct{})
+	t.Cleanup(func() { close(f.aws.block) })
+	f.aws.putString(seedSecretID, seedVersionID, `{"foo":"bar"}`)
+	a := newAWSSecret("example", seedSecretID, seedVersionID)
+	f.seedAWSSecret(a)
+	f.options = func(o *Options) { o.DrainTimeout = 100 * time.Millisecond }
+	ctx, cancel := context.WithCancel(f.context())
+	defer cancel()
+	c := f.newController(ctx)
+	c.queue.Add(keyOf(t, a))
+	done := runFixture(ctx, c, 1)
+	waitFor(t, "a sync in flight", func() bool { return f.aws.totalCalls() == 1 })
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10s of cancellation with a 100ms drain timeout")
+	}
+	for _, w := range f.writes() {
+		if w.GetResource().Resource == "secrets" {
+			t.Errorf("a canceled sync wrote: %s %s", w.GetVerb(), w.GetResource().Resource)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,14 +17,18 @@ type controllerProcess struct {
 	*testenv.Controller
 }
 
-// startController runs the binary with a kubeconfig and extra flags, at -v=4 so that its log
-// says as much as it can for the leak check. The test's cleanup stops it and scans its log.
+// startController runs the binary with a kubeconfig and extra flags, at -v=4 unless args set
+// -v, so that its log says as much as it can for the leak check. The test's cleanup stops it and
+// scans its log.
 func startController(t *testing.T, name, kubeconfig string, extraEnv []string, args ...string) *controllerProcess {
 	t.Helper()
+	if !slices.Contains(args, "-v") {
+		args = append(args, "-v", "4")
+	}
 	c, err := env.StartController(context.Background(), testenv.ControllerOptions{
 		Name:       name,
 		Kubeconfig: kubeconfig,
-		Args:       append(args, "-v", "4"),
+		Args:       args,
 		Env:        extraEnv,
 		LogPath:    filepath.Join(t.TempDir(), name+".log"),
 	})

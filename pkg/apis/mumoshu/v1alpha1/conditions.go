@@ -28,6 +28,13 @@ const (
 	ReasonThrottled = "Throttled"
 	// ReasonAWSError: any other error from AWS or the network; see the message.
 	ReasonAWSError = "AWSError"
-	// ReasonKubernetesError: writing the Secret to the Kubernetes API failed; see the message.
+	// ReasonInvalidSecret: the Secret the AWSSecret asks for is not a valid Secret: its type's
+	// required keys are missing, or the API server refused it as invalid (HTTP 422).
+	ReasonInvalidSecret = "InvalidSecret"
+	// ReasonForbidden: the API server refused to let the controller write the Secret (HTTP 403:
+	// RBAC, or an admission policy); see the message.
+	ReasonForbidden = "Forbidden"
+	// ReasonKubernetesError: any other failed call to the Kubernetes API; see the message. It is
+	// retried with backoff.
 	ReasonKubernetesError = "KubernetesError"
 )

@@ -50,8 +50,12 @@ type AWSSecretSpec struct {
 	DataFrom *DataSource `json:"dataFrom,omitempty"`
 
 	// Type is the type of the Secret. Defaults to Opaque. Kubernetes does not allow changing the
-	// type of a Secret, so a change replaces the Secret.
+	// type of a Secret, so a change replaces the Secret, once the API server has accepted the
+	// replacement in a dry run: a payload that lacks the type's required keys (tls.crt and
+	// tls.key for kubernetes.io/tls, ...) fails with InvalidSecret and the old Secret stays.
+	// kubernetes.io/service-account-token is refused: the token controller owns such Secrets.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="self != 'kubernetes.io/service-account-token'",message="kubernetes.io/service-account-token Secrets belong to Kubernetes' token controller; the controller would fight it over the data"
 	Type corev1.SecretType `json:"type,omitempty"`
 
 	// Metadata holds labels and annotations to put on the Secret.

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	k8sfake "k8s.io/client-go/kubernetes/fake"
+	core "k8s.io/client-go/testing"
+	"k8s.io/klog/v2"
+)
+
+func TestCapVerbosity(t *testing.T) {
+	tests := map[string]struct {
+		args        []string
+		wantV       string
+		wantVModule string
+		wantCapped  bool
+	}{
+		"default":          {wantV: "0"},
+		"7 is allowed":     {args: []string{"-v=7"}, wantV: "7"},
+		"8 is capped":      {args: []string{"-v=8"}, wantV: "7", wantCapped: true},
+		"10 is capped":     {args: []string{"-v=10"}, wantV: "7", wantCapped: true},
+		"vmodule is kept":  {args: []string{"-vmodule=sync=4"}, wantV: "0", wantVModule: "sync=4"},
+		"vmodule capped":   {args: []string{"-vmodule=request=9,sync=4"}, wantV: "0", wantVModule: "request=7,sync=4", wantCapped: true},
+		"both capped":      {args: []string{"-v=9", "-vmodule=round_trippers=10"}, wantV: "7", wantVModule: "round_trippers=7", wantCapped: true},
+		"vmodule is empty": {args: []string{"-vmodule="}, wantV: "0"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			klog.InitFlags(fs)
+			t.Cleanup(func() { _ = fs.Set("v", "0"); _ = fs.Set("vmodule", "") })
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			capped := capVerbosity(fs)
+			if (capped != "") != tc.wantCapped {
+				t.Errorf("capVerbosity() = %q, want capped: %v", capped, tc.wantCapped)
+			}
+			if got := fs.Lookup("v").Value.String(); got != tc.wantV {
+				t.Errorf("-v = %s, want %s", got, tc.wantV)
+			}
+			if got := fs.Lookup("vmodule").Value.String(); got != tc.wantVModule {
+				t.Errorf("-vmodule = %q, want %q", got, tc.wantVModule)
+			}
+			if klog.V(8).Enabled() {
+				t.Error("klog.V(8) is enabled: client-go would log bodies")
+			}
+		})
+	}
+}
+
+// TestLosingTheLeaseWaitsForInFlightSyncs: when the Lease cannot be renewed, the controller's
+// context is canceled and runLeading returns an error, but only after the controller has
+// returned (its syncs in flight done), never while a sync may still write.
+func TestLosingTheLeaseWaitsForInFlightSyncs(t *testing.T) {
+	client := k8sfake.NewClientset()
+	var failRenewals atomic.Bool
+	client.PrependReactor("update", "leases", func(core.Action) (bool, runtime.Object, error) {
+		if failRenewals.Load() {
+			return true, nil, errors.New("etcdserver: request timed out")
+		}
+		return false, nil, nil
+	})
+	o := options{
+		leaderElectID: "test", leaderElectNS: "default",
+		leaseDuration: time.Second, renewDeadline: 500 * time.Millisecond, retryPeriod: 100 * time.Millisecond,
+	}
+	started, lost, release := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var finished atomic.Bool
+	run := func(ctx context.Context) error {
+		close(started)
+		<-ctx.Done()
+		close(lost)
+		<-release // a sync in flight, still writing
+		finished.Store(true)
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- runLeading(context.Background(), client, o, nil, run) }()
+
+	waitClosed(t, started, "leading")
+	failRenewals.Store(true)
+	waitClosed(t, lost, "the controller's context canceled after failed renewals")
+	select {
+	case err := <-done:
+		t.Fatalf("runLeading returned (%v) while a sync was still in flight", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("runLeading returned no error after losing the Lease")
+		}
+		if !finished.Load() {
+			t.Error("runLeading returned before the controller did")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("runLeading did not return within 10s of the controller returning")
+	}
+}
+
+func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: not within 10s", what)
+	}
+}

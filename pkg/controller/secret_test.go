@@ -1,0 +1,159 @@
+package controller
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
+)
+
+// TestValidateSecret mirrors the API server's rules per Secret type, so a Secret is never
+// replaced by one it would refuse. The e2e suite checks the same refusals on a real API server.
+func TestValidateSecret(t *testing.T) {
+	tests := map[string]struct {
+		secretType corev1.SecretType
+		data       map[string]string
+		wantErr    bool
+	}{
+		"Opaque takes anything":            {secretType: corev1.SecretTypeOpaque, data: map[string]string{"x": "y"}},
+		"custom types take anything":       {secretType: "example.com/custom", data: map[string]string{}},
+		"tls with cert and key":            {secretType: corev1.SecretTypeTLS, data: map[string]string{"tls.crt": "c", "tls.key": "k"}},
+		"tls without key":                  {secretType: corev1.SecretTypeTLS, data: map[string]string{"tls.crt": "c"}, wantErr: true},
+		"tls without anything":             {secretType: corev1.SecretTypeTLS, data: map[string]string{"foo": "bar"}, wantErr: true},
+		"basic-auth with username only":    {secretType: corev1.SecretTypeBasicAuth, data: map[string]string{"username": "u"}},
+		"basic-auth with empty password":   {secretType: corev1.SecretTypeBasicAuth, data: map[string]string{"password": ""}},
+		"basic-auth without either":        {secretType: corev1.SecretTypeBasicAuth, data: map[string]string{"user": "u"}, wantErr: true},
+		"ssh-auth with a key":              {secretType: corev1.SecretTypeSSHAuth, data: map[string]string{"ssh-privatekey": "k"}},
+		"ssh-auth with an empty key":       {secretType: corev1.SecretTypeSSHAuth, data: map[string]string{"ssh-privatekey": ""}, wantErr: true},
+		"dockerconfigjson with JSON":       {secretType: corev1.SecretTypeDockerConfigJson, data: map[string]string{".dockerconfigjson": `{"auths":{}}`}},
+		"dockerconfigjson with non-JSON":   {secretType: corev1.SecretTypeDockerConfigJson, data: map[string]string{".dockerconfigjson": "nope"}, wantErr: true},
+		"dockerconfigjson without the key": {secretType: corev1.SecretTypeDockerConfigJson, data: map[string]string{"foo": "{}"}, wantErr: true},
+		"dockercfg with JSON":              {secretType: corev1.SecretTypeDockercfg, data: map[string]string{".dockercfg": `{}`}},
+		"dockercfg without the key":        {secretType: corev1.SecretTypeDockercfg, data: map[string]string{}, wantErr: true},
+		"service-account-token is refused": {secretType: corev1.SecretTypeServiceAccountToken, data: map[string]string{"token": "t"}, wantErr: true},
+		"over 1 MiB":                       {secretType: corev1.SecretTypeOpaque, data: map[string]string{"big": strings.Repeat("x", 1<<20)}, wantErr: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			data := map[string][]byte{}
+			for k, v := range tc.data {
+				data[k] = []byte(v)
+			}
+			err := validateSecret(tc.secretType, data)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("validateSecret() = %v, want error: %v", err, tc.wantErr)
+			}
+			if err == nil {
+				return
+			}
+			if reason, transient := reasonOf(err); reason != v1alpha1.ReasonInvalidSecret || transient {
+				t.Errorf("reason %s transient=%v, want permanent InvalidSecret", reason, transient)
+			}
+			for _, v := range tc.data {
+				if len(v) > 2 && strings.Contains(err.Error(), v) {
+					t.Errorf("message %q repeats a value", err)
+				}
+			}
+		})
+	}
+}
+
+// TestOwnership shows which labels and annotations the controller counts as its own: the ones
+// it sets, and the ones its records say it set; never anybody else's.
+func TestOwnership(t *testing.T) {
+	spec := func(labels, annotations map[string]string) *v1alpha1.AWSSecret {
+		a := newAWSSecret("example", seedSecretID, seedVersionID)
+		a.Spec.Metadata.Labels, a.Spec.Metadata.Annotations = labels, annotations
+		return a
+	}
+	data := map[string][]byte{"foo": []byte("bar")}
+	written := func(a *v1alpha1.AWSSecret) *corev1.Secret { return newSecret(a, want(a), data, dataHash(data)) }
+
+	tests := map[string]struct {
+		// before is the AWSSecret the Secret was written for; now is the one it must match.
+		before, now *v1alpha1.AWSSecret
+		// edit changes the Secret after it was written.
+		edit          func(*corev1.Secret)
+		wantUpToDate  bool
+		wantLabels    map[string]string // after mark, besides managed-by
+		wantNoLabel   string
+		wantNoAnno    string
+		wantAnnoValue [2]string // key, value after mark
+	}{
+		"unchanged": {
+			before: spec(map[string]string{"team": "a"}, nil), now: spec(map[string]string{"team": "a"}, nil),
+			wantUpToDate: true, wantLabels: map[string]string{"team": "a"},
+		},
+		"others' label and annotation are not ours": {
+			before: spec(nil, nil), now: spec(nil, nil),
+			edit:         func(s *corev1.Secret) { s.Labels["webhook"] = "x"; s.Annotations["tool"] = "y" },
+			wantUpToDate: true, wantLabels: map[string]string{"webhook": "x"}, wantAnnoValue: [2]string{"tool", "y"},
+		},
+		"our label's value edited": {
+			before: spec(map[string]string{"team": "a"}, nil), now: spec(map[string]string{"team": "a"}, nil),
+			edit:       func(s *corev1.Secret) { s.Labels["team"] = "b" },
+			wantLabels: map[string]string{"team": "a"},
+		},
+		"our annotation removed by hand": {
+			before: spec(nil, map[string]string{"note": "n"}), now: spec(nil, map[string]string{"note": "n"}),
+			edit:          func(s *corev1.Secret) { delete(s.Annotations, "note") },
+			wantAnnoValue: [2]string{"note", "n"},
+		},
+		"label dropped from spec": {
+			before: spec(map[string]string{"team": "a", "tier": "1"}, nil), now: spec(map[string]string{"tier": "1"}, nil),
+			wantLabels: map[string]string{"tier": "1"}, wantNoLabel: "team",
+		},
+		"annotation dropped from spec, another writer's kept": {
+			before: spec(nil, map[string]string{"note": "n"}), now: spec(nil, nil),
+			edit:       func(s *corev1.Secret) { s.Annotations["tool"] = "y" },
+			wantNoAnno: "note", wantAnnoValue: [2]string{"tool", "y"},
+		},
+		"dataFrom dropped: its ref annotations go": {
+			before: func() *v1alpha1.AWSSecret {
+				a := spec(nil, nil)
+				a.Spec.DataFrom = &v1alpha1.DataSource{SecretsManagerSecretRef: v1alpha1.SecretsManagerSecretRef{SecretID: "b", VersionID: newVersionID}}
+				return a
+			}(),
+			now:        spec(nil, nil),
+			wantNoAnno: AnnotationDataVersionID,
+		},
+		"a label another writer added and the spec now claims": {
+			before: spec(nil, nil), now: spec(map[string]string{"team": "a"}, nil),
+			edit:       func(s *corev1.Secret) { s.Labels["team"] = "theirs" },
+			wantLabels: map[string]string{"team": "a"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			s := written(tc.before)
+			if tc.edit != nil {
+				tc.edit(s)
+			}
+			w := want(tc.now)
+			annotations := w.withHash(dataHash(data))
+			if got := metadataUpToDate(s, w.labels, annotations); got != tc.wantUpToDate {
+				t.Errorf("metadataUpToDate() = %v, want %v", got, tc.wantUpToDate)
+			}
+			mark(s, w.labels, annotations)
+			if !metadataUpToDate(s, w.labels, annotations) {
+				t.Errorf("not up to date after mark: labels %v, annotations %v", s.Labels, s.Annotations)
+			}
+			for k, v := range tc.wantLabels {
+				if s.Labels[k] != v {
+					t.Errorf("label %s = %q, want %q", k, s.Labels[k], v)
+				}
+			}
+			if _, ok := s.Labels[tc.wantNoLabel]; ok && tc.wantNoLabel != "" {
+				t.Errorf("label %s is still there", tc.wantNoLabel)
+			}
+			if _, ok := s.Annotations[tc.wantNoAnno]; ok && tc.wantNoAnno != "" {
+				t.Errorf("annotation %s is still there", tc.wantNoAnno)
+			}
+			if k, v := tc.wantAnnoValue[0], tc.wantAnnoValue[1]; k != "" && s.Annotations[k] != v {
+				t.Errorf("annotation %s = %q, want %q", k, s.Annotations[k], v)
+			}
+		})
+	}
+}
