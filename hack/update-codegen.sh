@@ -31,4 +31,4 @@ kube::codegen::gen_client \
 
 go tool controller-gen crd:crdVersions=v1 \
     paths=./pkg/apis/... \
-    output:crd:artifacts:config="${ROOT}/manifests/base/crd"
+    output:crd:artifacts:config="${ROOT}/manifests/crd"

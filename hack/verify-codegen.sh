@@ -12,7 +12,7 @@ tar -C "${ROOT}" -cf - go.mod go.sum hack pkg manifests | tar -C "${TMP}" -xf -
 "${TMP}/hack/update-codegen.sh" >/dev/null
 
 status=0
-for dir in pkg/apis pkg/generated manifests/base/crd; do
+for dir in pkg/apis pkg/generated manifests/crd; do
   if ! diff -Naupr "${ROOT}/${dir}" "${TMP}/${dir}"; then
     status=1
   fi

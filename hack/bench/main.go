@@ -156,7 +156,7 @@ func run(ctx context.Context, c config) error {
 	logf("starting the stack")
 	env, err := testenv.New(ctx, testenv.Options{
 		BinDir:    filepath.Join(repo, "bin"),
-		CRDs:      []string{filepath.Join(repo, "manifests", "base", "crd", "mumoshu.github.io_awssecrets.yaml")},
+		CRDs:      []string{filepath.Join(repo, "manifests", "crd", "mumoshu.github.io_awssecrets.yaml")},
 		EtcdFsync: c.etcdFsync,
 	})
 	if err != nil {

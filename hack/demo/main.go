@@ -60,7 +60,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	step("Starting etcd, kube-apiserver and the kumo Secrets Manager emulator")
 	env, err := testenv.New(ctx, testenv.Options{
 		BinDir: bin,
-		CRDs:   []string{filepath.Join(repo, "manifests", "base", "crd", "mumoshu.github.io_awssecrets.yaml")},
+		CRDs:   []string{filepath.Join(repo, "manifests", "crd", "mumoshu.github.io_awssecrets.yaml")},
 	})
 	if err != nil {
 		return err

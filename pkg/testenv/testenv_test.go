@@ -28,7 +28,7 @@ func TestStack(t *testing.T) {
 	ctx := context.Background()
 	env, err := testenv.New(ctx, testenv.Options{
 		Users: []string{"nobody"},
-		CRDs:  []string{filepath.Join("..", "..", "manifests", "base", "crd", "mumoshu.github.io_awssecrets.yaml")},
+		CRDs:  []string{filepath.Join("..", "..", "manifests", "crd", "mumoshu.github.io_awssecrets.yaml")},
 	})
 	if err != nil {
 		t.Fatal(err)

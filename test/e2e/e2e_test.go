@@ -341,17 +341,10 @@ func TestRBACClusterWide(t *testing.T) {
 func TestRBACNamespaced(t *testing.T) {
 	ctx := context.Background()
 	const mine, other = "rbac-team-a", "rbac-team-b"
-	// An overlay that moves the namespaced variant to its own namespace, as a user would.
-	overlay := t.TempDir()
-	base, err := filepath.Rel(overlay, filepath.Join(repoRoot, "manifests", "namespaced"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(overlay, "kustomization.yaml"), fmt.Sprintf("namespace: %s\nresources:\n- %s\n", mine, base))
+	// The variant runs in a namespace the user already has, moved there by an overlay.
+	newNamespace(t, mine)
+	overlay := namespacedOverlay(t, mine)
 	kubectl(t, "", "apply", "-k", overlay)
-	t.Cleanup(func() {
-		_ = client.MumoshuV1alpha1().AWSSecrets(mine).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
-	})
 	newNamespace(t, other)
 	args := deploymentArgs(t, overlay, mine)
 	kubeconfig := serviceAccountKubeconfig(t, mine, "aws-secret-controller")

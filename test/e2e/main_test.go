@@ -53,7 +53,7 @@ func run(m *testing.M) int {
 	}
 	ctx := context.Background()
 	env, err = testenv.New(ctx, testenv.Options{
-		CRDs: []string{filepath.Join(repoRoot, "manifests", "base", "crd", "mumoshu.github.io_awssecrets.yaml")},
+		CRDs: []string{filepath.Join(repoRoot, "manifests", "crd", "mumoshu.github.io_awssecrets.yaml")},
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "starting the local stack (run `make tools`): %v\n", err)
