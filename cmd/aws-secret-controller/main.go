@@ -19,10 +19,14 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
@@ -32,6 +36,7 @@ import (
 	"github.com/mumoshu/aws-secret-controller/pkg/controller"
 	clientset "github.com/mumoshu/aws-secret-controller/pkg/generated/clientset/versioned"
 	informers "github.com/mumoshu/aws-secret-controller/pkg/generated/informers/externalversions"
+	"github.com/mumoshu/aws-secret-controller/pkg/tenancy"
 )
 
 // options are the command's flags.
@@ -53,6 +58,9 @@ type options struct {
 	metricsAddr         string
 	healthProbeAddr     string
 	resyncPeriod        time.Duration
+	namespacePolicy     string
+	allowedSecretIDs    string
+	roleSessionTags     bool
 	shutdownGracePeriod time.Duration
 }
 
@@ -77,6 +85,9 @@ func main() {
 	flag.StringVar(&o.healthProbeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints. Empty or 0 disables them.")
 	flag.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Hour, "How often informers replay their caches, which re-checks every AWSSecret without AWS calls.")
 	flag.DurationVar(&o.shutdownGracePeriod, "shutdown-grace-period", 10*time.Second, "How long the HTTP servers get to finish on shutdown.")
+	flag.StringVar(&o.namespacePolicy, "namespace-policy", string(tenancy.ModeOpen), "Which secrets a namespace's AWSSecrets may read: open (any, within --allowed-secret-ids) or allow-list (only those its Namespace's "+tenancy.AnnotationAllowedSecretIDs+" annotation permits; none without it). allow-list needs to watch Namespaces, so it cannot be combined with --namespace.")
+	flag.StringVar(&o.allowedSecretIDs, "allowed-secret-ids", "", "Comma-separated secret id patterns (* matches any run of characters) that bound every namespace in both policies. Empty means no bound.")
+	flag.BoolVar(&o.roleSessionTags, "aws-role-session-tags", true, "Tag the STS sessions of namespace roles with "+awssm.SessionTagKey+"=<namespace>, for ABAC. Turn off for trust policies that do not allow sts:TagSession.")
 	flag.Parse()
 	capped := capVerbosity(flag.CommandLine)
 
@@ -148,12 +159,26 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
-	sm, err := awssm.New(ctx, awssm.Config{Region: o.awsRegion, Endpoint: o.awsEndpoint})
+	mode, err := tenancy.ParseMode(o.namespacePolicy)
 	if err != nil {
 		return err
 	}
+	if mode == tenancy.ModeAllowList && o.namespace != "" {
+		return fmt.Errorf("--namespace-policy=allow-list reads Namespaces, which a controller confined by --namespace may not: bound it with --allowed-secret-ids instead")
+	}
+	policy := tenancy.Policy{Mode: mode}
+	if o.allowedSecretIDs != "" {
+		policy.Global = tenancy.ParsePatterns(o.allowedSecretIDs)
+	}
+
+	smCfg := awssm.Config{Region: o.awsRegion, Endpoint: o.awsEndpoint}
+	awsCfg, err := awssm.LoadConfig(ctx, smCfg)
+	if err != nil {
+		return err
+	}
+	roles := awssm.NewRoles(awsCfg, smCfg, o.roleSessionTags)
 	m := newMetrics()
-	versions := awssm.NewCache(sm, awssm.CacheOptions{MaxBytes: o.versionCacheBytes, OnCall: m.observeAWSCall})
+	versions := awssm.NewCache(awssm.NewClient(awsCfg, smCfg), awssm.CacheOptions{MaxBytes: o.versionCacheBytes, OnCall: m.observeAWSCall, Roles: roles.For})
 	m.registerCache(versions)
 
 	kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(kubeClient, o.resyncPeriod,
@@ -163,6 +188,21 @@ func run(ctx context.Context, o options) error {
 	factory := informers.NewSharedInformerFactoryWithOptions(client, o.resyncPeriod,
 		informers.WithNamespace(o.namespace),
 		informers.WithTransform(controller.TransformForCache))
+	// A cluster-wide controller watches Namespaces' metadata for the policy annotations; one
+	// confined by --namespace may not read Namespaces, and uses --allowed-secret-ids alone.
+	var namespaceInformer cache.SharedIndexInformer
+	if o.namespace == "" {
+		metadataClient, err := metadata.NewForConfig(cfg)
+		if err != nil {
+			return err
+		}
+		namespaceInformer = metadatainformer.NewFilteredMetadataInformer(metadataClient, corev1.SchemeGroupVersion.WithResource("namespaces"),
+			"", o.resyncPeriod, cache.Indexers{}, nil).Informer()
+		if err := namespaceInformer.SetTransform(controller.TransformForCache); err != nil {
+			return err
+		}
+		go namespaceInformer.RunWithContext(ctx)
+	}
 
 	c, err := controller.NewController(ctx, controller.Options{
 		KubeClient:        kubeClient,
@@ -170,6 +210,8 @@ func run(ctx context.Context, o options) error {
 		AWSSecretInformer: factory.Mumoshu().V1alpha1().AWSSecrets(),
 		SecretInformer:    kubeFactory.Core().V1().Secrets(),
 		Versions:          versions,
+		Policy:            policy,
+		NamespaceInformer: namespaceInformer,
 		EventsClient:      eventsClient,
 		OnSync:            m.observeSync,
 	})
@@ -197,7 +239,8 @@ func run(ctx context.Context, o options) error {
 		}
 		return runLeading(gctx, kubeClient, o, leaderHealth, func(ctx context.Context) error { return c.Run(ctx, o.workers) })
 	})
-	logger.Info("Running", "namespace", o.namespace, "workers", o.workers, "leaderElect", o.leaderElect)
+	logger.Info("Running", "namespace", o.namespace, "workers", o.workers, "leaderElect", o.leaderElect,
+		"namespacePolicy", policy.Mode, "allowedSecretIDs", policy.Global.String())
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

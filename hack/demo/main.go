@@ -26,6 +26,7 @@ import (
 
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
 	"github.com/mumoshu/aws-secret-controller/pkg/generated/clientset/versioned"
+	"github.com/mumoshu/aws-secret-controller/pkg/tenancy"
 	"github.com/mumoshu/aws-secret-controller/pkg/testenv"
 )
 
@@ -86,8 +87,14 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	v1 := aws.ToString(created.VersionId)
 	fmt.Fprintf(out, "versionId: %s\n", v1)
 
-	step("Starting the controller")
-	ctrl, err := env.StartController(ctx, testenv.ControllerOptions{})
+	step("Allowing namespace default to read prod/* (the shipped install runs --namespace-policy=allow-list)")
+	if _, err := kubectl("", "annotate", "--overwrite", "namespace", "default", tenancy.AnnotationAllowedSecretIDs+"=prod/*"); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "$ kubectl annotate namespace default %s=prod/*\n", tenancy.AnnotationAllowedSecretIDs)
+
+	step("Starting the controller (--namespace-policy=allow-list)")
+	ctrl, err := env.StartController(ctx, testenv.ControllerOptions{Args: []string{"--namespace-policy=allow-list"}})
 	if err != nil {
 		return err
 	}

@@ -56,27 +56,45 @@ type Config struct {
 	Endpoint string
 }
 
-// New returns a Secrets Manager client built from the SDK's default configuration.
-func New(ctx context.Context, cfg Config) (*secretsmanager.Client, error) {
+// LoadConfig loads the SDK's default configuration (credentials, region, endpoints from the
+// environment such as AWS_ENDPOINT_URL_SECRETS_MANAGER and AWS_ENDPOINT_URL_STS).
+func LoadConfig(ctx context.Context, cfg Config) (aws.Config, error) {
 	var opts []func(*awsconfig.LoadOptions) error
 	if cfg.Region != "" {
 		opts = append(opts, awsconfig.WithRegion(cfg.Region))
 	}
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("loading AWS configuration: %w", err)
+		return aws.Config{}, fmt.Errorf("loading AWS configuration: %w", err)
 	}
 	if awsCfg.Region == "" {
-		return nil, fmt.Errorf("no AWS region: set --aws-region or AWS_REGION")
+		return aws.Config{}, fmt.Errorf("no AWS region: set --aws-region or AWS_REGION")
 	}
-	return secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) {
-		// Shows as app/aws-secret-controller in the User-Agent, so the calls can be told apart
-		// in CloudTrail and emulator logs.
-		o.AppID = AppID
-		if cfg.Endpoint != "" {
-			o.BaseEndpoint = aws.String(cfg.Endpoint)
-		}
-	}), nil
+	// Shows as app/aws-secret-controller in the User-Agent of every AWS call (STS included), so
+	// the calls can be told apart in CloudTrail and emulator logs.
+	awsCfg.AppID = AppID
+	return awsCfg, nil
+}
+
+// NewClient returns a Secrets Manager client for an SDK configuration.
+func NewClient(awsCfg aws.Config, cfg Config) *secretsmanager.Client {
+	return secretsmanager.NewFromConfig(awsCfg, cfg.clientOptions)
+}
+
+func (cfg Config) clientOptions(o *secretsmanager.Options) {
+	o.AppID = AppID
+	if cfg.Endpoint != "" {
+		o.BaseEndpoint = aws.String(cfg.Endpoint)
+	}
+}
+
+// New returns a Secrets Manager client built from the SDK's default configuration.
+func New(ctx context.Context, cfg Config) (*secretsmanager.Client, error) {
+	awsCfg, err := LoadConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return NewClient(awsCfg, cfg), nil
 }
 
 // get asks Secrets Manager for one version by id and classifies any error.

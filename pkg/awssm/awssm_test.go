@@ -152,7 +152,7 @@ func TestCacheServesRepeatsWithoutCalls(t *testing.T) {
 	var observed []string
 	c := NewCache(api, CacheOptions{OnCall: func(op, result string) { observed = append(observed, op+" "+result) }})
 	for range 3 {
-		v, err := c.Get(context.Background(), "s", "v1")
+		v, err := c.Get(context.Background(), Identity{}, "s", "v1")
 		if err != nil || string(v.Bytes()) != "s/v1" {
 			t.Fatalf("Get = %q, %v", v.Bytes(), err)
 		}
@@ -173,7 +173,7 @@ func TestCacheDoesNotKeepErrors(t *testing.T) {
 	var observed []string
 	c := NewCache(api, CacheOptions{OnCall: func(op, result string) { observed = append(observed, result) }})
 	for range 2 {
-		if _, err := c.Get(context.Background(), "s", "v1"); err == nil {
+		if _, err := c.Get(context.Background(), Identity{}, "s", "v1"); err == nil {
 			t.Fatal("want an error")
 		}
 	}
@@ -191,17 +191,17 @@ func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	c := NewCache(api, CacheOptions{MaxBytes: 2 * (7 + entryOverhead)})
 	ctx := context.Background()
 	for _, v := range []string{"v1", "v2", "v1", "v3"} { // v3 evicts v2, the least recently used
-		if _, err := c.Get(ctx, "s", v); err != nil {
+		if _, err := c.Get(ctx, Identity{}, "s", v); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if api.count() != 3 {
 		t.Fatalf("calls = %d, want 3", api.count())
 	}
-	if _, err := c.Get(ctx, "s", "v1"); err != nil || api.count() != 3 {
+	if _, err := c.Get(ctx, Identity{}, "s", "v1"); err != nil || api.count() != 3 {
 		t.Errorf("v1 was evicted (calls = %d)", api.count())
 	}
-	if _, err := c.Get(ctx, "s", "v2"); err != nil || api.count() != 4 {
+	if _, err := c.Get(ctx, Identity{}, "s", "v2"); err != nil || api.count() != 4 {
 		t.Errorf("v2 was kept (calls = %d)", api.count())
 	}
 	if s := c.Stats(); s.Entries != 2 || s.Bytes > 2*(7+entryOverhead) {
@@ -220,7 +220,7 @@ func TestCacheSharesCallsInFlight(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := c.Get(context.Background(), "s", "v1")
+			_, err := c.Get(context.Background(), Identity{}, "s", "v1")
 			errs <- err
 		}()
 	}
@@ -246,7 +246,7 @@ func TestCacheWaiterGivingUpKeepsTheCall(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan error, 1)
 	go func() {
-		_, err := c.Get(ctx, "s", "v1")
+		_, err := c.Get(ctx, Identity{}, "s", "v1")
 		got <- err
 	}()
 	<-api.entered
@@ -262,7 +262,7 @@ func TestCacheWaiterGivingUpKeepsTheCall(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if _, err := c.Get(context.Background(), "s", "v1"); err != nil || api.count() != 1 {
+	if _, err := c.Get(context.Background(), Identity{}, "s", "v1"); err != nil || api.count() != 1 {
 		t.Errorf("Get = %v, calls = %d, want the cached version and 1 call", err, api.count())
 	}
 }
@@ -306,7 +306,7 @@ func TestCacheStatsDuringMisses(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range perWorker {
-				if _, err := c.Get(context.Background(), fmt.Sprintf("s%d", w), fmt.Sprintf("v%d", i)); err != nil {
+				if _, err := c.Get(context.Background(), Identity{}, fmt.Sprintf("s%d", w), fmt.Sprintf("v%d", i)); err != nil {
 					t.Error(err)
 					return
 				}

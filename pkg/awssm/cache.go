@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
 )
 
 // DefaultCacheBytes bounds the cache when CacheOptions.MaxBytes is zero. Secrets Manager versions
@@ -27,11 +29,16 @@ type CacheOptions struct {
 	// OnCall, if set, is told of every call made to Secrets Manager: the operation and the
 	// result, "success" or the error's reason.
 	OnCall func(operation, result string)
+	// Roles, if set, gives the clients that read as role identities (normally *Roles.For). Nil
+	// means reads as a role fail.
+	Roles func(Identity) (API, error)
 }
 
 // Cache serves versions of secrets. A version never changes in Secrets Manager, so an entry never
-// goes stale and is kept until space runs out. Concurrent requests for the same version share one
-// call. Errors are not cached. It is safe for concurrent use.
+// goes stale and is kept until space runs out. Entries are keyed by the identity that read them,
+// so that a version one identity may read is never served to another. Concurrent requests for
+// the same version as the same identity share one call. Errors are not cached. It is safe for
+// concurrent use.
 type Cache struct {
 	api     API
 	opts    CacheOptions
@@ -48,7 +55,10 @@ type Cache struct {
 	calls atomic.Uint64
 }
 
-type versionKey struct{ secretID, versionID string }
+type versionKey struct {
+	identity            Identity
+	secretID, versionID string
+}
 
 type entry struct {
 	key     versionKey
@@ -56,7 +66,8 @@ type entry struct {
 	cost    int64
 }
 
-// NewCache returns a cache in front of api.
+// NewCache returns a cache in front of api, the client that reads as the controller's own
+// identity.
 func NewCache(api API, opts CacheOptions) *Cache {
 	if opts.MaxBytes == 0 {
 		opts.MaxBytes = DefaultCacheBytes
@@ -89,8 +100,8 @@ func (c *Cache) Stats() CacheStats {
 
 // Get returns one version of a secret, from the cache when it is there. The returned Version
 // shares memory with the cache: do not modify it.
-func (c *Cache) Get(ctx context.Context, secretID, versionID string) (Version, error) {
-	key := versionKey{secretID, versionID}
+func (c *Cache) Get(ctx context.Context, id Identity, secretID, versionID string) (Version, error) {
+	key := versionKey{id, secretID, versionID}
 	if v, ok := c.lookup(key); ok {
 		c.hits.Add(1)
 		return v, nil
@@ -98,17 +109,21 @@ func (c *Cache) Get(ctx context.Context, secretID, versionID string) (Version, e
 	// called is set by the one caller whose function the flight runs, and only if that
 	// function asked AWS; every other caller shared a call or found the entry.
 	var called bool
-	flight := c.flights.DoChan(secretID+"\x00"+versionID, func() (any, error) {
+	flight := c.flights.DoChan(id.RoleARN+"\x00"+id.Namespace+"\x00"+secretID+"\x00"+versionID, func() (any, error) {
 		// Another flight may have filled the entry between lookup and DoChan.
 		if v, ok := c.lookup(key); ok {
 			return v, nil
+		}
+		api, err := c.apiFor(id)
+		if err != nil {
+			return nil, err
 		}
 		called = true
 		// The call is shared by every waiter: one waiter giving up must not cancel it.
 		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.Timeout)
 		defer cancel()
 		c.calls.Add(1)
-		v, err := get(callCtx, c.api, secretID, versionID)
+		v, err := get(callCtx, api, secretID, versionID)
 		if c.opts.OnCall != nil {
 			result := "success"
 			if e, ok := err.(*Error); ok {
@@ -137,6 +152,16 @@ func (c *Cache) Get(ctx context.Context, secretID, versionID string) (Version, e
 	}
 }
 
+func (c *Cache) apiFor(id Identity) (API, error) {
+	if id.RoleARN == "" {
+		return c.api, nil
+	}
+	if c.opts.Roles == nil {
+		return nil, &Error{Reason: v1alpha1.ReasonAWSError, msg: "reading as " + id.String() + ": the controller has no way to assume roles"}
+	}
+	return c.opts.Roles(id)
+}
+
 func (c *Cache) lookup(key versionKey) (Version, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -149,7 +174,7 @@ func (c *Cache) lookup(key versionKey) (Version, bool) {
 }
 
 func (c *Cache) add(key versionKey, v Version) {
-	cost := int64(len(key.secretID) + len(key.versionID) + v.size() + entryOverhead)
+	cost := int64(len(key.identity.RoleARN) + len(key.identity.Namespace) + len(key.secretID) + len(key.versionID) + v.size() + entryOverhead)
 	if cost > c.opts.MaxBytes {
 		return
 	}

@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	coreinformers "k8s.io/client-go/informers/core/v1"
@@ -37,6 +38,7 @@ import (
 	clientset "github.com/mumoshu/aws-secret-controller/pkg/generated/clientset/versioned"
 	informers "github.com/mumoshu/aws-secret-controller/pkg/generated/informers/externalversions/mumoshu/v1alpha1"
 	listers "github.com/mumoshu/aws-secret-controller/pkg/generated/listers/mumoshu/v1alpha1"
+	"github.com/mumoshu/aws-secret-controller/pkg/tenancy"
 )
 
 // ComponentName is the name the controller uses as event source, managed-by label value and
@@ -68,9 +70,10 @@ const (
 	ResultDeleting = "Deleting"
 )
 
-// VersionGetter returns one version of a Secrets Manager secret. *awssm.Cache implements it.
+// VersionGetter returns one version of a Secrets Manager secret, read as an identity.
+// *awssm.Cache implements it.
 type VersionGetter interface {
-	Get(ctx context.Context, secretID, versionID string) (awssm.Version, error)
+	Get(ctx context.Context, id awssm.Identity, secretID, versionID string) (awssm.Version, error)
 }
 
 // Options are what the controller needs. The informers must come from factories the caller
@@ -87,6 +90,15 @@ type Options struct {
 	SecretInformer coreinformers.SecretInformer
 	// Versions reads Secrets Manager; normally an *awssm.Cache shared by every AWSSecret.
 	Versions VersionGetter
+
+	// Policy decides which secret ids each namespace may read, before any cache lookup or AWS
+	// call. The zero Policy is open: every namespace reads every secret id.
+	Policy tenancy.Policy
+	// NamespaceInformer watches Namespaces' metadata (client-go's metadatainformer for
+	// namespaces), for the allow-list and role-arn annotations; an annotation change re-syncs
+	// the namespace's AWSSecrets at once. Required in allow-list mode. Nil means no Namespace
+	// is read: every namespace reads as the controller's own identity.
+	NamespaceInformer cache.SharedIndexInformer
 
 	// Recorder records events. Nil means the controller posts them through EventsClient.
 	Recorder record.EventRecorder
@@ -131,6 +143,12 @@ type Controller struct {
 	// versions is the only way to Secrets Manager.
 	versions VersionGetter
 
+	// policy and the Namespace lister decide who may read what; namespaces is nil when no
+	// Namespace informer was given.
+	policy           tenancy.Policy
+	namespaces       cache.GenericLister
+	namespacesSynced cache.InformerSynced
+
 	// queue holds the names of AWSSecrets to sync; permanentRetry spaces out the retries of
 	// errors only a change can fix.
 	queue          workqueue.TypedRateLimitingInterface[cache.ObjectName]
@@ -164,6 +182,8 @@ func NewController(ctx context.Context, opts Options) (*Controller, error) {
 		return nil, errors.New("controller: AWSSecretInformer and SecretInformer are required")
 	case opts.Versions == nil:
 		return nil, errors.New("controller: Versions is required")
+	case opts.Policy.Mode == tenancy.ModeAllowList && opts.NamespaceInformer == nil:
+		return nil, errors.New("controller: the allow-list namespace policy needs a NamespaceInformer")
 	}
 	logger := klog.FromContext(ctx)
 	opts = withDefaults(opts)
@@ -176,6 +196,8 @@ func NewController(ctx context.Context, opts Options) (*Controller, error) {
 		secretLister:     opts.SecretInformer.Lister(),
 		secretsSynced:    opts.SecretInformer.Informer().HasSynced,
 		versions:         opts.Versions,
+		policy:           opts.Policy,
+		namespacesSynced: func() bool { return true },
 		permanentRetry:   opts.PermanentErrorRetry,
 		recorder:         opts.Recorder,
 		eventsClient:     opts.EventsClient,
@@ -196,6 +218,21 @@ func NewController(ctx context.Context, opts Options) (*Controller, error) {
 	}
 	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(opts.RateLimiter,
 		workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: opts.QueueName})
+
+	if opts.NamespaceInformer != nil {
+		c.namespaces = cache.NewGenericLister(opts.NamespaceInformer.GetIndexer(), corev1.Resource("namespaces"))
+		c.namespacesSynced = opts.NamespaceInformer.HasSynced
+		if _, err := opts.NamespaceInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc: c.handleNamespace,
+			UpdateFunc: func(old, new any) {
+				if policyChanged(old, new) {
+					c.handleNamespace(new)
+				}
+			},
+		}); err != nil {
+			return nil, err
+		}
+	}
 
 	logger.V(4).Info("Setting up event handlers")
 	if _, err := opts.AWSSecretInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -254,7 +291,7 @@ func withDefaults(opts Options) Options {
 
 // HasSynced reports whether the informers have filled their caches; it suits a readiness probe.
 func (c *Controller) HasSynced() bool {
-	return c.awsSecretsSynced() && c.secretsSynced()
+	return c.awsSecretsSynced() && c.secretsSynced() && c.namespacesSynced()
 }
 
 // Run waits for the informer caches, then syncs with the given number of workers until ctx is
@@ -272,7 +309,7 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	}
 
 	logger.Info("Starting controller", "workers", workers)
-	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.awsSecretsSynced, c.secretsSynced) {
+	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.awsSecretsSynced, c.secretsSynced, c.namespacesSynced) {
 		c.queue.ShutDown()
 		return errors.New("failed to wait for caches to sync")
 	}
@@ -374,6 +411,41 @@ func (c *Controller) handleSecret(obj any) {
 		return
 	}
 	c.queue.Add(cache.ObjectName{Namespace: object.GetNamespace(), Name: owner.Name})
+}
+
+// handleNamespace enqueues every AWSSecret of a Namespace whose policy annotations appeared or
+// changed, so that a policy edit acts at once instead of after the slow retry.
+func (c *Controller) handleNamespace(obj any) {
+	ns, err := meta.Accessor(obj)
+	if err != nil {
+		utilruntime.HandleError(err)
+		return
+	}
+	awsSecrets, err := c.awsSecretLister.AWSSecrets(ns.GetName()).List(labels.Everything())
+	if err != nil {
+		utilruntime.HandleError(err)
+		return
+	}
+	for _, a := range awsSecrets {
+		c.queue.Add(cache.MetaObjectToName(a))
+	}
+}
+
+// policyChanged says whether a Namespace update touched an annotation the policy reads.
+func policyChanged(old, new any) bool {
+	o, err1 := meta.Accessor(old)
+	n, err2 := meta.Accessor(new)
+	if err1 != nil || err2 != nil {
+		return true
+	}
+	for _, k := range []string{tenancy.AnnotationAllowedSecretIDs, tenancy.AnnotationRoleARN} {
+		ov, ook := o.GetAnnotations()[k]
+		nv, nok := n.GetAnnotations()[k]
+		if ov != nv || ook != nok {
+			return true
+		}
+	}
+	return false
 }
 
 // TransformForCache is an informer transform that drops from cached objects what the controller

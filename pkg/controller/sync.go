@@ -14,6 +14,8 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
+	"github.com/mumoshu/aws-secret-controller/pkg/awssm"
+	"github.com/mumoshu/aws-secret-controller/pkg/tenancy"
 )
 
 // outcome is what a sync did: its result, the versions the Secret holds afterwards, and the
@@ -75,6 +77,22 @@ func (c *Controller) syncHandler(ctx context.Context, key cache.ObjectName) erro
 // deletes, blanks or partly writes data on error: the data are computed whole and checked
 // before any write.
 func (c *Controller) syncSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecret) outcome {
+	// Who may read what is decided first: before any cache lookup, AWS call or write.
+	decision := c.decide(awsSecret)
+	if !decision.Allowed {
+		// A Secret written while it was allowed stays as it is: deleting data on a policy edit
+		// could cause an outage. The status still says what it holds.
+		var held refs
+		if s, err := c.secretLister.Secrets(awsSecret.Namespace).Get(awsSecret.Name); err == nil && metav1.IsControlledBy(s, awsSecret) {
+			held = observe(s).held
+		}
+		return outcome{held: held, err: permanentError(v1alpha1.ReasonSecretNotAllowed, "%s", decision.Why)}
+	}
+	var id awssm.Identity
+	if decision.RoleARN != "" {
+		id = awssm.Identity{RoleARN: decision.RoleARN, Namespace: awsSecret.Namespace}
+	}
+
 	existing, err := c.currentSecret(ctx, awsSecret)
 	if err != nil {
 		return outcome{err: err}
@@ -92,7 +110,7 @@ func (c *Controller) syncSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecr
 	if existing != nil && have.intact && have.held.equal(w.refs) {
 		data = existing.Data
 	} else {
-		if data, err = c.fetchData(ctx, awsSecret); err != nil {
+		if data, err = c.fetchData(ctx, id, awsSecret); err != nil {
 			return outcome{held: have.held, err: err}
 		}
 		hash = dataHash(data)
@@ -218,9 +236,30 @@ func (c *Controller) replaceSecret(ctx context.Context, awsSecret *v1alpha1.AWSS
 	return outcome{result: ResultReplaced, held: pinnedRefs(awsSecret)}
 }
 
-// fetchData reads the pinned versions and maps them to Secret data. stringDataFrom's keys win
-// over dataFrom's.
-func (c *Controller) fetchData(ctx context.Context, awsSecret *v1alpha1.AWSSecret) (map[string][]byte, error) {
+// decide asks the policy whether the AWSSecret's namespace may read every secret it references,
+// and as which role. A Namespace not (yet) in the informer's cache has no annotations; its Add
+// event re-syncs its AWSSecrets.
+func (c *Controller) decide(awsSecret *v1alpha1.AWSSecret) tenancy.Decision {
+	var annotations map[string]string
+	if c.namespaces != nil {
+		if obj, err := c.namespaces.Get(awsSecret.Namespace); err == nil {
+			if m, err := meta.Accessor(obj); err == nil {
+				annotations = m.GetAnnotations()
+			}
+		}
+	}
+	var ids []string
+	for _, ref := range []*v1alpha1.SecretsManagerSecretRef{pinnedRefs(awsSecret).stringDataFrom, pinnedRefs(awsSecret).dataFrom} {
+		if ref != nil {
+			ids = append(ids, ref.SecretID)
+		}
+	}
+	return c.policy.Decide(awsSecret.Namespace, annotations, ids)
+}
+
+// fetchData reads the pinned versions as id and maps them to Secret data. stringDataFrom's keys
+// win over dataFrom's.
+func (c *Controller) fetchData(ctx context.Context, id awssm.Identity, awsSecret *v1alpha1.AWSSecret) (map[string][]byte, error) {
 	data := map[string][]byte{}
 	sources := []struct {
 		source *v1alpha1.DataSource
@@ -234,7 +273,7 @@ func (c *Controller) fetchData(ctx context.Context, awsSecret *v1alpha1.AWSSecre
 			continue
 		}
 		ref := s.source.SecretsManagerSecretRef
-		version, err := c.versions.Get(ctx, ref.SecretID, ref.VersionID)
+		version, err := c.versions.Get(ctx, id, ref.SecretID, ref.VersionID)
 		if err != nil {
 			return nil, err
 		}

@@ -255,7 +255,10 @@ func (e *Env) startKumo(ctx context.Context, opts Options) error {
 		return errors.New("no free port for kumo")
 	}
 	e.SecretsManagerEndpoint = fmt.Sprintf("http://127.0.0.1:%d", port)
-	p, err := e.start("kumo", nil, []string{"KUMO_HOST=127.0.0.1", fmt.Sprintf("KUMO_PORT=%d", port), "AWS_DEFAULT_REGION=" + Region})
+	// Debug logging adds each request's body (one line after the request's own), which is how
+	// tests see what an STS AssumeRole asked for (EmulatorRequestBodies). It also prints the
+	// values tests store: test values only, and only in kumo's own log.
+	p, err := e.start("kumo", nil, []string{"KUMO_HOST=127.0.0.1", fmt.Sprintf("KUMO_PORT=%d", port), "AWS_DEFAULT_REGION=" + Region, "KUMO_LOG_LEVEL=debug"})
 	if err != nil {
 		return err
 	}
@@ -329,8 +332,51 @@ func (e *Env) AWSEnv() []string {
 		"AWS_SECRET_ACCESS_KEY=test",
 		"AWS_REGION=" + Region,
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + e.SecretsManagerEndpoint,
+		// kumo answers STS on the same port.
+		"AWS_ENDPOINT_URL_STS=" + e.SecretsManagerEndpoint,
 		"AWS_EC2_METADATA_DISABLED=true",
 	}
+}
+
+// EmulatorRequestBodies returns the bodies of the requests the emulator logged for an operation
+// target, e.g. "AWSSecurityTokenServiceV20110615.AssumeRole" or "secretsmanager.GetSecretValue".
+func (e *Env) EmulatorRequestBodies(target string) ([]string, error) {
+	f, err := os.Open(filepath.Join(e.Dir, "kumo.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ids := map[string]bool{}
+	var bodies []string
+	scanner := bufio.NewScanner(f)
+	scanner.Buffer(make([]byte, 64*1024), 1024*1024)
+	for scanner.Scan() {
+		line := scanner.Text()
+		id := logField(line, "request_id")
+		switch {
+		case id == "":
+		case strings.Contains(line, "target="+target+" "):
+			ids[id] = true
+		case ids[id] && strings.Contains(line, `msg="request body"`):
+			if body, err := strconv.Unquote(strings.TrimPrefix(line[strings.Index(line, " body=")+1:], "body=")); err == nil {
+				bodies = append(bodies, body)
+			}
+		}
+	}
+	return bodies, scanner.Err()
+}
+
+// logField returns the value of key=value in a log line, or "".
+func logField(line, key string) string {
+	i := strings.Index(line, " "+key+"=")
+	if i < 0 {
+		return ""
+	}
+	v := line[i+len(key)+2:]
+	if j := strings.IndexByte(v, ' '); j >= 0 {
+		v = v[:j]
+	}
+	return v
 }
 
 // EmulatorRequests counts the requests the emulator logged for a Secrets Manager operation

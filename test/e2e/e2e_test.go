@@ -32,6 +32,7 @@ import (
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
 	"github.com/mumoshu/aws-secret-controller/pkg/controller"
 	"github.com/mumoshu/aws-secret-controller/pkg/generated/clientset/versioned"
+	"github.com/mumoshu/aws-secret-controller/pkg/tenancy"
 	"github.com/mumoshu/aws-secret-controller/pkg/testenv"
 )
 
@@ -329,6 +330,8 @@ func TestRBACClusterWide(t *testing.T) {
 	kubeconfig := serviceAccountKubeconfig(t, "aws-secret-controller", "aws-secret-controller")
 
 	ns := newNamespace(t, "rbac-cluster")
+	// The shipped cluster-wide install runs --namespace-policy=allow-list.
+	kubectl(t, "", "annotate", "namespace", ns, tenancy.AnnotationAllowedSecretIDs+"=e2e/rbac-cluster")
 	v1 := createSecret(t, "e2e/rbac-cluster", fmt.Sprintf(`{"k":%q}`, newValue("rbac-cluster")))
 	ctrl := startController(t, "controller", kubeconfig, []string{"POD_NAMESPACE=aws-secret-controller"}, args...)
 	createAWSSecret(t, ns, "app", "e2e/rbac-cluster", v1)

@@ -22,6 +22,10 @@ const (
 	ReasonInvalidSecretFormat = "InvalidSecretFormat"
 	// ReasonInvalidKey: a JSON member name is not a valid Secret data key.
 	ReasonInvalidKey = "InvalidKey"
+	// ReasonSecretNotAllowed: the namespace may not read the secret id (the controller's
+	// --namespace-policy, the Namespace's allowed-secret-ids annotation, --allowed-secret-ids).
+	// Nothing was read from AWS and nothing was written.
+	ReasonSecretNotAllowed = "SecretNotAllowed"
 	// ReasonSecretConflict: a Secret of that name exists and is not controlled by this AWSSecret.
 	ReasonSecretConflict = "SecretConflict"
 	// ReasonThrottled: Secrets Manager throttled the request; it is retried with backoff.

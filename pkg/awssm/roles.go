@@ -1,0 +1,98 @@
+package awssm
+
+import (
+	"fmt"
+	"regexp"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
+)
+
+// Identity is whom Secrets Manager is asked as. The zero Identity is the controller's own
+// credentials.
+type Identity struct {
+	// RoleARN is the IAM role assumed through STS; empty means the controller's own credentials.
+	RoleARN string
+	// Namespace is the Kubernetes namespace the role is assumed for. It names the STS session
+	// and, with session tags on, tags it, so that IAM policies can tell namespaces apart (ABAC).
+	// The same role for two namespaces is two identities: their permissions may differ.
+	Namespace string
+}
+
+// String names the identity in messages.
+func (id Identity) String() string {
+	if id.RoleARN == "" {
+		return "the controller's own AWS identity"
+	}
+	return fmt.Sprintf("role %s for namespace %s", id.RoleARN, id.Namespace)
+}
+
+// SessionTagKey is the STS session tag that carries the namespace. It is not
+// kubernetes-namespace: EKS Pod Identity already sets that one as a transitive tag, and STS
+// refuses a duplicate key.
+const SessionTagKey = "aws-secret-controller-namespace"
+
+// Roles makes, and keeps, one Secrets Manager client per role Identity, whose credentials come
+// from STS AssumeRole with the controller's own credentials, cached and refreshed by the SDK
+// before they expire. It is safe for concurrent use.
+type Roles struct {
+	base        aws.Config
+	sts         stscreds.AssumeRoleAPIClient
+	cfg         Config
+	sessionTags bool
+
+	mu      sync.Mutex
+	clients map[Identity]API
+}
+
+// NewRoles returns the role clients for an SDK configuration. The STS client comes from the same
+// configuration, so AWS_ENDPOINT_URL_STS points it at an emulator. sessionTags adds the
+// SessionTagKey tag to every session; turn it off for trust policies without sts:TagSession.
+func NewRoles(awsCfg aws.Config, cfg Config, sessionTags bool) *Roles {
+	return &Roles{base: awsCfg, sts: sts.NewFromConfig(awsCfg), cfg: cfg, sessionTags: sessionTags, clients: map[Identity]API{}}
+}
+
+// For returns the client that reads as id.
+func (r *Roles) For(id Identity) (API, error) {
+	if id.RoleARN == "" {
+		return nil, fmt.Errorf("awssm: Roles serves role identities only")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok := r.clients[id]; ok {
+		return c, nil
+	}
+	awsCfg := r.base.Copy()
+	awsCfg.Credentials = r.credentials(id)
+	c := secretsmanager.NewFromConfig(awsCfg, r.cfg.clientOptions)
+	r.clients[id] = c
+	return c, nil
+}
+
+// credentials are id's: AssumeRole on its role, with a session named and tagged after its
+// namespace, cached until shortly before they expire.
+func (r *Roles) credentials(id Identity) aws.CredentialsProvider {
+	return aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(r.sts, id.RoleARN, func(o *stscreds.AssumeRoleOptions) {
+		o.RoleSessionName = SessionName(id.Namespace)
+		if r.sessionTags {
+			o.Tags = []ststypes.Tag{{Key: aws.String(SessionTagKey), Value: aws.String(id.Namespace)}}
+		}
+	}))
+}
+
+// sessionNameUnsafe are the characters STS does not allow in a session name.
+var sessionNameUnsafe = regexp.MustCompile(`[^\w+=,.@-]`)
+
+// SessionName is the STS session name for a namespace, within STS's limits (2 to 64 of
+// [\w+=,.@-]), so CloudTrail shows which namespace a read was for.
+func SessionName(namespace string) string {
+	name := sessionNameUnsafe.ReplaceAllString("aws-secret-controller@"+namespace, "-")
+	if len(name) > 64 {
+		name = name[:64]
+	}
+	return name
+}

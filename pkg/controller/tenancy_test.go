@@ -1,0 +1,223 @@
+package controller
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
+	"github.com/mumoshu/aws-secret-controller/pkg/awssm"
+	"github.com/mumoshu/aws-secret-controller/pkg/tenancy"
+)
+
+// namespaceInformer is a Namespace metadata informer whose store the test fills by hand.
+func namespaceInformer(namespaces ...*metav1.PartialObjectMetadata) cache.SharedIndexInformer {
+	inf := cache.NewSharedIndexInformer(&cache.ListWatch{
+		ListFunc:  func(metav1.ListOptions) (runtime.Object, error) { return &metav1.PartialObjectMetadataList{}, nil },
+		WatchFunc: func(metav1.ListOptions) (watch.Interface, error) { return watch.NewFake(), nil },
+	}, &metav1.PartialObjectMetadata{}, 0, cache.Indexers{})
+	for _, ns := range namespaces {
+		_ = inf.GetIndexer().Add(ns)
+	}
+	return inf
+}
+
+func namespaceWith(name string, annotations map[string]string) *metav1.PartialObjectMetadata {
+	return &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations}}
+}
+
+// recordingVersions is a VersionGetter that records the identity of each read.
+type recordingVersions struct {
+	next VersionGetter
+	mu   sync.Mutex
+	ids  []awssm.Identity
+}
+
+func (r *recordingVersions) Get(ctx context.Context, id awssm.Identity, secretID, versionID string) (awssm.Version, error) {
+	r.mu.Lock()
+	r.ids = append(r.ids, id)
+	r.mu.Unlock()
+	return r.next.Get(ctx, id, secretID, versionID)
+}
+
+func TestTenancy(t *testing.T) {
+	const teamA = "team-a/db"
+	allowTeamA := map[string]string{tenancy.AnnotationAllowedSecretIDs: "team-a/*"}
+	tests := map[string]struct {
+		policy     tenancy.Policy
+		namespace  map[string]string // annotations of namespace default; nil: not in the cache
+		secretID   string
+		preCached  bool // the version is in the cache already, read by another namespace
+		withSecret bool // a Secret written while it was allowed exists
+
+		wantReason string
+		wantCalls  int
+		wantWrites []string // Secret verbs
+		wantRole   string
+	}{
+		"allowed by the annotation": {
+			policy: tenancy.Policy{Mode: tenancy.ModeAllowList}, namespace: allowTeamA, secretID: teamA,
+			wantReason: v1alpha1.ReasonSynced, wantCalls: 1, wantWrites: []string{"create"},
+		},
+		"not in the allow-list: no AWS call": {
+			policy: tenancy.Policy{Mode: tenancy.ModeAllowList}, namespace: allowTeamA, secretID: "team-b/db",
+			wantReason: v1alpha1.ReasonSecretNotAllowed,
+		},
+		"not in the allow-list, version cached by another namespace: not served": {
+			policy: tenancy.Policy{Mode: tenancy.ModeAllowList}, namespace: allowTeamA, secretID: "team-b/db", preCached: true,
+			wantReason: v1alpha1.ReasonSecretNotAllowed, wantCalls: 1, // the other namespace's
+		},
+		"unannotated namespace in allow-list mode": {
+			policy: tenancy.Policy{Mode: tenancy.ModeAllowList}, namespace: map[string]string{}, secretID: teamA,
+			wantReason: v1alpha1.ReasonSecretNotAllowed,
+		},
+		"namespace not yet in the cache in allow-list mode": {
+			policy: tenancy.Policy{Mode: tenancy.ModeAllowList}, secretID: teamA,
+			wantReason: v1alpha1.ReasonSecretNotAllowed,
+		},
+		"denied: a Secret written while allowed is left as it is": {
+			policy: tenancy.Policy{Mode: tenancy.ModeAllowList}, namespace: map[string]string{tenancy.AnnotationAllowedSecretIDs: "other/*"}, secretID: teamA, withSecret: true,
+			wantReason: v1alpha1.ReasonSecretNotAllowed,
+		},
+		"open mode, outside --allowed-secret-ids": {
+			policy: tenancy.Policy{Mode: tenancy.ModeOpen, Global: tenancy.Patterns{"prod/*"}}, namespace: allowTeamA, secretID: teamA,
+			wantReason: v1alpha1.ReasonSecretNotAllowed,
+		},
+		"open mode reads as the namespace's role": {
+			policy:     tenancy.Policy{Mode: tenancy.ModeOpen},
+			namespace:  map[string]string{tenancy.AnnotationRoleARN: "arn:aws:iam::111111111111:role/team-a"},
+			secretID:   teamA,
+			wantReason: v1alpha1.ReasonSynced, wantCalls: 1, wantWrites: []string{"create"},
+			wantRole: "arn:aws:iam::111111111111:role/team-a",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			f.aws.putString(tc.secretID, seedVersionID, `{"password":"`+secretValue+`"}`)
+			var namespaces []*metav1.PartialObjectMetadata
+			if tc.namespace != nil {
+				namespaces = append(namespaces, namespaceWith("default", tc.namespace))
+			}
+			a := newAWSSecret("app", tc.secretID, seedVersionID)
+			if tc.withSecret {
+				a.Status = syncedStatus(a)
+				f.seedSecret(syncedSecret(a, map[string]string{"password": secretValue}))
+			}
+			f.seedAWSSecret(a)
+			// Every identity reads the same fake AWS; the recording shows which one asked.
+			f.cache = awssm.NewCache(f.aws, awssm.CacheOptions{Roles: func(awssm.Identity) (awssm.API, error) { return f.aws, nil }})
+			var rec *recordingVersions
+			f.options = func(o *Options) {
+				o.Policy = tc.policy
+				o.NamespaceInformer = namespaceInformer(namespaces...)
+				rec = &recordingVersions{next: o.Versions}
+				o.Versions = rec
+			}
+			ctx := f.context()
+			c := f.newController(ctx)
+			if tc.preCached {
+				if _, err := f.cache.Get(ctx, awssm.Identity{}, tc.secretID, seedVersionID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hitsBefore := f.cache.Stats().Hits
+
+			err := c.syncHandler(ctx, keyOf(t, a))
+			if (err != nil) != (tc.wantReason != v1alpha1.ReasonSynced) {
+				t.Errorf("syncHandler() = %v", err)
+			}
+			if n := f.aws.totalCalls(); n != tc.wantCalls {
+				t.Errorf("AWS calls = %d, want %d", n, tc.wantCalls)
+			}
+			if tc.wantReason == v1alpha1.ReasonSecretNotAllowed {
+				if len(rec.ids) != 0 || f.cache.Stats().Hits != hitsBefore {
+					t.Errorf("a denied read reached the cache: %d reads, hits %d→%d", len(rec.ids), hitsBefore, f.cache.Stats().Hits)
+				}
+			}
+			var verbs []string
+			var status *v1alpha1.AWSSecret
+			for _, w := range f.writes() {
+				switch w.GetResource().Resource {
+				case "secrets":
+					verbs = append(verbs, w.GetVerb())
+				case "awssecrets":
+					status = w.(interface{ GetObject() runtime.Object }).GetObject().(*v1alpha1.AWSSecret)
+				}
+			}
+			if strings.Join(verbs, ",") != strings.Join(tc.wantWrites, ",") {
+				t.Errorf("Secret writes = %v, want %v", verbs, tc.wantWrites)
+			}
+			if status == nil {
+				t.Fatal("no status written")
+			}
+			cond := status.Status.Conditions[0]
+			if cond.Reason != tc.wantReason {
+				t.Errorf("Ready reason = %s (%s), want %s", cond.Reason, cond.Message, tc.wantReason)
+			}
+			if tc.wantReason == v1alpha1.ReasonSecretNotAllowed {
+				if !strings.Contains(cond.Message, "default") || !strings.Contains(cond.Message, tc.secretID) {
+					t.Errorf("message %q does not name the namespace and the secret id", cond.Message)
+				}
+				if tc.withSecret && (status.Status.StringDataFrom == nil || status.Status.StringDataFrom.VersionID != seedVersionID) {
+					t.Errorf("status no longer says which version the kept Secret holds: %+v", status.Status.StringDataFrom)
+				}
+				events := f.events()
+				if len(events) != 1 || !strings.HasPrefix(events[0], "Warning SecretNotAllowed ") {
+					t.Errorf("events = %q, want one Warning SecretNotAllowed", events)
+				}
+			}
+			if tc.wantRole != "" {
+				if len(rec.ids) != 1 || rec.ids[0] != (awssm.Identity{RoleARN: tc.wantRole, Namespace: "default"}) {
+					t.Errorf("read as %v, want role %s for namespace default", rec.ids, tc.wantRole)
+				}
+			}
+			f.assertNoLeak(err, nil, secretValue)
+		})
+	}
+}
+
+// TestPolicyEditsActAtOnce: a change to a Namespace's policy annotations re-queues its
+// AWSSecrets; other Namespace updates do not.
+func TestPolicyEditsActAtOnce(t *testing.T) {
+	before := namespaceWith("default", map[string]string{"other": "x"})
+	tests := map[string]struct {
+		after *metav1.PartialObjectMetadata
+		want  bool
+	}{
+		"allow-list added":      {after: namespaceWith("default", map[string]string{"other": "x", tenancy.AnnotationAllowedSecretIDs: "a/*"}), want: true},
+		"role added":            {after: namespaceWith("default", map[string]string{"other": "x", tenancy.AnnotationRoleARN: "arn"}), want: true},
+		"annotation removed":    {after: namespaceWith("default", nil), want: false},
+		"unrelated change only": {after: namespaceWith("default", map[string]string{"other": "y"}), want: false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := policyChanged(before, tc.after); got != tc.want {
+				t.Errorf("policyChanged() = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	removed := policyChanged(namespaceWith("default", map[string]string{tenancy.AnnotationAllowedSecretIDs: "a/*"}), namespaceWith("default", nil))
+	if !removed {
+		t.Error("removing the allow-list is a policy change")
+	}
+
+	f := newFixture(t)
+	for _, name := range []string{"one", "two"} {
+		f.seedAWSSecret(newAWSSecret(name, "a/b", seedVersionID))
+	}
+	other := newAWSSecret("elsewhere", "a/b", seedVersionID)
+	other.Namespace = "other"
+	f.seedAWSSecret(other)
+	c := f.newController(f.context())
+	c.handleNamespace(namespaceWith("default", nil))
+	if c.queue.Len() != 2 {
+		t.Errorf("queued %d AWSSecrets, want the namespace's 2", c.queue.Len())
+	}
+}
