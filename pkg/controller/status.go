@@ -32,7 +32,7 @@ func (c *Controller) status(awsSecret *v1alpha1.AWSSecret, out outcome) v1alpha1
 		LastTransitionTime: metav1.NewTime(c.clock.Now()),
 	}
 	if out.err != nil {
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, classify(out.err).reason, truncate(out.err.Error(), maxConditionMessage)
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, out.reason, truncate(out.err.Error(), maxConditionMessage)
 	}
 	meta.SetStatusCondition(&status.Conditions, cond)
 	return status

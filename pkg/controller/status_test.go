@@ -21,7 +21,7 @@ func TestConditionMessageIsBounded(t *testing.T) {
 	c := f.newController(f.context())
 	a := newAWSSecret("example", seedSecretID, seedVersionID)
 	long := permanentError(v1alpha1.ReasonInvalidSecretFormat, "%s", strings.Repeat("é", 40000))
-	cond := meta.FindStatusCondition(c.status(a, outcome{err: long}).Conditions, v1alpha1.ConditionReady)
+	cond := meta.FindStatusCondition(c.status(a, outcome{err: long, reason: v1alpha1.ReasonInvalidSecretFormat}).Conditions, v1alpha1.ConditionReady)
 	if len(cond.Message) > maxConditionMessage || !utf8.ValidString(cond.Message) {
 		t.Errorf("message of %d bytes (valid UTF-8: %v), want at most %d", len(cond.Message), utf8.ValidString(cond.Message), maxConditionMessage)
 	}

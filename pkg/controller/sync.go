@@ -24,6 +24,8 @@ type outcome struct {
 	result string
 	held   refs
 	err    error
+	// reason is err's Ready reason, classified once by the sync handler.
+	reason string
 }
 
 // syncHandler brings the Secret of one AWSSecret in line with its spec, then records the outcome
@@ -57,7 +59,7 @@ func (c *Controller) syncHandler(ctx context.Context, key cache.ObjectName) erro
 	f := classify(out.err)
 	result := out.result
 	if out.err != nil {
-		result = f.reason
+		result, out.reason = f.reason, f.reason
 	}
 	if out.err == nil || !f.quiet {
 		if err := c.updateStatus(ctx, awsSecret, out); err != nil {
