@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	core "k8s.io/client-go/testing"
 
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
 	"github.com/mumoshu/aws-secret-controller/pkg/awssm"
@@ -120,5 +122,49 @@ func TestStaleListerDoesNotRepeatStatusWrite(t *testing.T) {
 	}
 	if statusWrites != 1 {
 		t.Errorf("status writes for a new failure = %d, want 1", statusWrites)
+	}
+}
+
+// TestReplacementCreateFailureRecovers: if the create after the delete of a type change fails
+// (an outage between the two calls), the next sync finds no Secret and creates it.
+func TestReplacementCreateFailureRecovers(t *testing.T) {
+	f := newFixture(t)
+	f.aws.putString(seedSecretID, seedVersionID, `{"username":"app","password":"`+secretValue+`"}`)
+	a := newAWSSecret("example", seedSecretID, seedVersionID)
+	a.Status = syncedStatus(a)
+	a.Spec.Type = corev1.SecretTypeBasicAuth
+	old := syncedSecret(newAWSSecret("example", seedSecretID, seedVersionID), map[string]string{"username": "app", "password": secretValue})
+	f.seedAWSSecret(a)
+	f.seedSecret(old)
+	failed := false
+	f.secretReactors = append(f.secretReactors, func(action core.Action) (bool, runtime.Object, error) {
+		if action.GetVerb() != "create" || isDryRun(action) || failed {
+			return false, nil, nil
+		}
+		failed = true
+		return true, nil, errors.New("etcdserver: leader changed")
+	})
+	ctx := f.context()
+	c := f.newController(ctx)
+	if err := c.syncHandler(ctx, keyOf(t, a)); err == nil {
+		t.Fatal("want the failed create's error")
+	}
+	if _, err := f.kubeClient.CoreV1().Secrets("default").Get(ctx, "example", metav1.GetOptions{}); err == nil {
+		t.Fatal("the old Secret is still there: the test did not reach the window it means to test")
+	}
+	// The informer sees the delete; the retry finds no Secret and creates the replacement.
+	if err := f.secretIndexer.Delete(old); err != nil {
+		t.Fatal(err)
+	}
+	f.forgetRecorded()
+	if err := c.syncHandler(ctx, keyOf(t, a)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := f.kubeClient.CoreV1().Secrets("default").Get(ctx, "example", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the Secret was not recreated: %v", err)
+	}
+	if s.Type != corev1.SecretTypeBasicAuth || string(s.Data["password"]) != secretValue {
+		t.Errorf("recreated Secret: type %s, keys %d", s.Type, len(s.Data))
 	}
 }
