@@ -201,7 +201,6 @@ func run(ctx context.Context, o options) error {
 		if err := namespaceInformer.SetTransform(controller.TransformForCache); err != nil {
 			return err
 		}
-		go namespaceInformer.RunWithContext(ctx)
 	}
 
 	c, err := controller.NewController(ctx, controller.Options{
@@ -221,6 +220,9 @@ func run(ctx context.Context, o options) error {
 	// Every replica fills its caches, so a new leader starts warm; only the leader syncs.
 	kubeFactory.Start(ctx.Done())
 	factory.Start(ctx.Done())
+	if namespaceInformer != nil {
+		go namespaceInformer.RunWithContext(ctx)
+	}
 	defer kubeFactory.Shutdown()
 	defer factory.Shutdown()
 
