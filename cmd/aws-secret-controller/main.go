@@ -252,7 +252,10 @@ func run(ctx context.Context, o options) error {
 // runLeading runs the controller (run) while this replica holds the Lease. On shutdown the
 // controller finishes its syncs in flight first and the Lease is released after, so that the
 // next leader never overlaps with this one. Losing the Lease is an error: the process exits
-// and restarts, but only once the syncs in flight are done.
+// and restarts, but only once the syncs in flight are done. Then the overlap is bounded, not
+// prevented: a new leader may start LeaseDuration after the last renewal while the old one
+// drains for up to the controller's DrainTimeout after RenewDeadline; every write is guarded by
+// a resourceVersion or a create, so the two cannot blindly overwrite each other.
 func runLeading(ctx context.Context, kubeClient kubernetes.Interface, o options, health *leaderelection.HealthzAdaptor, run func(context.Context) error) error {
 	hostname, err := os.Hostname()
 	if err != nil {

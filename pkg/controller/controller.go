@@ -449,14 +449,19 @@ func policyChanged(old, new any) bool {
 }
 
 // TransformForCache is an informer transform that drops from cached objects what the controller
-// never reads: managedFields, and kubectl's last-applied-configuration annotation, each often
-// as large as the rest of a small object. Pass it to WithTransform on both informer factories.
+// never reads: managedFields, and (but on Secrets, whose annotations it writes back) kubectl's
+// last-applied-configuration annotation, each often as large as the rest of a small object.
+// Pass it to WithTransform on the informer factories.
 func TransformForCache(obj any) (any, error) {
 	accessor, err := meta.Accessor(obj)
 	if err != nil {
 		return obj, nil // a tombstone or another wrapper: nothing to trim
 	}
 	accessor.SetManagedFields(nil)
+	if _, isSecret := obj.(*corev1.Secret); isSecret {
+		// A Secret's annotations are written back on update: another writer's must stay whole.
+		return obj, nil
+	}
 	if annotations := accessor.GetAnnotations(); annotations[lastAppliedAnnotation] != "" {
 		delete(annotations, lastAppliedAnnotation)
 		accessor.SetAnnotations(annotations)

@@ -357,6 +357,19 @@ func TestSyncHandler(t *testing.T) {
 			secret:     syncedSecret(seed(), map[string]string{"foo": secretValue}),
 			wantReason: v1alpha1.ReasonSynced, // the status it had
 		},
+		"Secret held by another writer's finalizer: wait, no write, no AWS call": {
+			awsSecret: bumped(),
+			secret: func() *corev1.Secret {
+				s := syncedSecret(seed(), map[string]string{"foo": secretValue})
+				s.DeletionTimestamp = &metav1.Time{Time: testNow}
+				s.Finalizers = []string{"example.com/backup"}
+				return s
+			}(),
+			wantReason:      v1alpha1.ReasonKubernetesError,
+			wantStatusWrite: true,
+			wantErr:         true,
+			wantEvents:      []string{"Warning KubernetesError"},
+		},
 		"update conflict (stale cache): requeued quietly, status and events untouched": {
 			awsSecret: bumped(),
 			secret:    syncedSecret(seed(), map[string]string{"foo": secretValue}),

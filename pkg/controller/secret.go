@@ -292,8 +292,9 @@ func replacement(existing *corev1.Secret, w wanted, data map[string][]byte, hash
 			Annotations:     maps.Clone(existing.Annotations),
 			OwnerReferences: existing.OwnerReferences,
 		},
-		Type: w.secretType,
-		Data: data,
+		Type:      w.secretType,
+		Data:      data,
+		Immutable: existing.Immutable,
 	}
 	mark(s, w.labels, w.withHash(hash))
 	return s
@@ -303,9 +304,9 @@ func replacement(existing *corev1.Secret, w wanted, data map[string][]byte, hash
 // that a Secret is never replaced by one that the API server would refuse. The message names
 // keys, never values.
 func validateSecret(secretType corev1.SecretType, data map[string][]byte) error {
-	size := 0
-	for k, v := range data {
-		size += len(k) + len(v)
+	size := 0 // the API server counts the values only
+	for _, v := range data {
+		size += len(v)
 	}
 	if size > maxSecretSize {
 		return permanentError(v1alpha1.ReasonInvalidSecret, "the Secret's data would be %d bytes; the API server allows at most %d", size, maxSecretSize)

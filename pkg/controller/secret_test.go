@@ -33,7 +33,8 @@ func TestValidateSecret(t *testing.T) {
 		"dockercfg with JSON":              {secretType: corev1.SecretTypeDockercfg, data: map[string]string{".dockercfg": `{}`}},
 		"dockercfg without the key":        {secretType: corev1.SecretTypeDockercfg, data: map[string]string{}, wantErr: true},
 		"service-account-token is refused": {secretType: corev1.SecretTypeServiceAccountToken, data: map[string]string{"token": "t"}, wantErr: true},
-		"over 1 MiB":                       {secretType: corev1.SecretTypeOpaque, data: map[string]string{"big": strings.Repeat("x", 1<<20)}, wantErr: true},
+		"values over 1 MiB":                {secretType: corev1.SecretTypeOpaque, data: map[string]string{"big": strings.Repeat("x", 1<<20+1)}, wantErr: true},
+		"values of exactly 1 MiB":          {secretType: corev1.SecretTypeOpaque, data: map[string]string{"big": strings.Repeat("x", 1<<20)}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

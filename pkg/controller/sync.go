@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"time"
 
@@ -24,7 +25,7 @@ type outcome struct {
 	result string
 	held   refs
 	err    error
-	// reason is err's Ready reason, classified once by the sync handler.
+	// reason is err's Ready reason, as the sync handler classified it for the status.
 	reason string
 }
 
@@ -80,7 +81,14 @@ func (c *Controller) syncHandler(ctx context.Context, key cache.ObjectName) erro
 // before any write.
 func (c *Controller) syncSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecret) outcome {
 	// Who may read what is decided first: before any cache lookup, AWS call or write.
-	decision := c.decide(awsSecret)
+	decision, known := c.decide(awsSecret)
+	if !known {
+		// The AWSSecret informer can be ahead of the Namespace informer (a Namespace applied with
+		// its AWSSecrets). Reading now could pick the wrong identity; the Namespace's Add event
+		// re-syncs its AWSSecrets.
+		return outcome{err: &syncError{reason: v1alpha1.ReasonKubernetesError, transient: true, quiet: true,
+			err: fmt.Errorf("namespace %s is not in the controller's cache yet", awsSecret.Namespace)}}
+	}
 	if !decision.Allowed {
 		// A Secret written while it was allowed stays as it is: deleting data on a policy edit
 		// could cause an outage. The status still says what it holds.
@@ -103,6 +111,12 @@ func (c *Controller) syncSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecr
 		return outcome{err: conflictError(existing)}
 	}
 	have := observe(existing)
+	if existing != nil && existing.DeletionTimestamp != nil {
+		// Another writer's finalizer holds the Secret: writing over it, or replacing it, cannot
+		// work until it is gone, and its deletion event brings the next sync.
+		return outcome{held: have.held, err: &syncError{reason: v1alpha1.ReasonKubernetesError, transient: true,
+			err: fmt.Errorf("Secret %s is being deleted; waiting for it to go", existing.Name)}}
+	}
 	w := want(awsSecret)
 
 	// The Secret's own data are the cache of the pinned versions: AWS is asked only when they
@@ -117,6 +131,11 @@ func (c *Controller) syncSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecr
 		}
 		hash = dataHash(data)
 	}
+	if existing != nil && existing.Type == w.secretType && hash == have.hash && metadataUpToDate(existing, w.labels, w.withHash(hash)) {
+		return outcome{result: ResultUnchanged, held: w.refs}
+	}
+	// Something will be written: check it against its type first, so that nothing is replaced
+	// or created that the API server would refuse.
 	if err := validateSecret(w.secretType, data); err != nil {
 		return outcome{held: have.held, err: err}
 	}
@@ -144,9 +163,10 @@ func (c *Controller) syncSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecr
 }
 
 // currentSecret returns the AWSSecret's Secret as it is, or nil. The lister answers in steady
-// state. When it has none and the AWSSecret was synced before (its status has a Ready
-// condition), the API is asked, so that a Secret in the way (a persisted SecretConflict after a
-// restart, or a Secret whose managed-by label was removed) is found before any AWS call. A new
+// state. When it has none and the AWSSecret has been synced at least once (its status has a
+// Ready condition, True or False), the API is asked, so that a Secret in the way (a persisted
+// SecretConflict after a restart, or a Secret whose managed-by label was removed) is found
+// before any AWS call; an AWSSecret whose every sync failed pays this read on each retry. A new
 // AWSSecret skips the read: Create finds a Secret in the way.
 func (c *Controller) currentSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecret) (*corev1.Secret, error) {
 	existing, err := c.secretLister.Secrets(awsSecret.Namespace).Get(awsSecret.Name)
@@ -239,24 +259,29 @@ func (c *Controller) replaceSecret(ctx context.Context, awsSecret *v1alpha1.AWSS
 }
 
 // decide asks the policy whether the AWSSecret's namespace may read every secret it references,
-// and as which role. A Namespace not (yet) in the informer's cache has no annotations; its Add
-// event re-syncs its AWSSecrets.
-func (c *Controller) decide(awsSecret *v1alpha1.AWSSecret) tenancy.Decision {
+// and as which role. known is false when Namespaces are watched and this one is not in the
+// cache yet: no decision can be made without its annotations.
+func (c *Controller) decide(awsSecret *v1alpha1.AWSSecret) (d tenancy.Decision, known bool) {
 	var annotations map[string]string
 	if c.namespaces != nil {
-		if obj, err := c.namespaces.Get(awsSecret.Namespace); err == nil {
-			if m, err := meta.Accessor(obj); err == nil {
-				annotations = m.GetAnnotations()
-			}
+		obj, err := c.namespaces.Get(awsSecret.Namespace)
+		if err != nil {
+			return tenancy.Decision{}, false
 		}
+		m, err := meta.Accessor(obj)
+		if err != nil {
+			return tenancy.Decision{}, false
+		}
+		annotations = m.GetAnnotations()
 	}
+	pinned := pinnedRefs(awsSecret)
 	var ids []string
-	for _, ref := range []*v1alpha1.SecretsManagerSecretRef{pinnedRefs(awsSecret).stringDataFrom, pinnedRefs(awsSecret).dataFrom} {
+	for _, ref := range []*v1alpha1.SecretsManagerSecretRef{pinned.stringDataFrom, pinned.dataFrom} {
 		if ref != nil {
 			ids = append(ids, ref.SecretID)
 		}
 	}
-	return c.policy.Decide(awsSecret.Namespace, annotations, ids)
+	return c.policy.Decide(awsSecret.Namespace, annotations, ids), true
 }
 
 // fetchData reads the pinned versions as id and maps them to Secret data. stringDataFrom's keys

@@ -55,6 +55,9 @@ func TestTenancy(t *testing.T) {
 		secretID   string
 		preCached  bool // the version is in the cache already, read by another namespace
 		withSecret bool // a Secret written while it was allowed exists
+		// wantWait: the namespace is not known yet, so the sync waits: an error, no status, no
+		// read at all.
+		wantWait bool
 
 		wantReason string
 		wantCalls  int
@@ -77,9 +80,13 @@ func TestTenancy(t *testing.T) {
 			policy: tenancy.Policy{Mode: tenancy.ModeAllowList}, namespace: map[string]string{}, secretID: teamA,
 			wantReason: v1alpha1.ReasonSecretNotAllowed,
 		},
-		"namespace not yet in the cache in allow-list mode": {
+		"namespace not yet in the cache in allow-list mode: wait, no status": {
 			policy: tenancy.Policy{Mode: tenancy.ModeAllowList}, secretID: teamA,
-			wantReason: v1alpha1.ReasonSecretNotAllowed,
+			wantWait: true,
+		},
+		"namespace not yet in the cache in open mode: no read as the wrong identity": {
+			policy: tenancy.Policy{Mode: tenancy.ModeOpen}, secretID: teamA,
+			wantWait: true,
 		},
 		"denied: a Secret written while allowed is left as it is": {
 			policy: tenancy.Policy{Mode: tenancy.ModeAllowList}, namespace: map[string]string{tenancy.AnnotationAllowedSecretIDs: "other/*"}, secretID: teamA, withSecret: true,
@@ -130,6 +137,12 @@ func TestTenancy(t *testing.T) {
 			hitsBefore := f.cache.Stats().Hits
 
 			err := c.syncHandler(ctx, keyOf(t, a))
+			if tc.wantWait {
+				if err == nil || f.aws.totalCalls() != 0 || len(rec.ids) != 0 || len(f.writes()) != 0 {
+					t.Errorf("unknown namespace: err %v, %d AWS calls, %d reads, writes %v; want an error and nothing else", err, f.aws.totalCalls(), len(rec.ids), f.writes())
+				}
+				return
+			}
 			if (err != nil) != (tc.wantReason != v1alpha1.ReasonSynced) {
 				t.Errorf("syncHandler() = %v", err)
 			}
@@ -191,10 +204,10 @@ func TestPolicyEditsActAtOnce(t *testing.T) {
 		after *metav1.PartialObjectMetadata
 		want  bool
 	}{
-		"allow-list added":      {after: namespaceWith("default", map[string]string{"other": "x", tenancy.AnnotationAllowedSecretIDs: "a/*"}), want: true},
-		"role added":            {after: namespaceWith("default", map[string]string{"other": "x", tenancy.AnnotationRoleARN: "arn"}), want: true},
-		"annotation removed":    {after: namespaceWith("default", nil), want: false},
-		"unrelated change only": {after: namespaceWith("default", map[string]string{"other": "y"}), want: false},
+		"allow-list added":             {after: namespaceWith("default", map[string]string{"other": "x", tenancy.AnnotationAllowedSecretIDs: "a/*"}), want: true},
+		"role added":                   {after: namespaceWith("default", map[string]string{"other": "x", tenancy.AnnotationRoleARN: "arn"}), want: true},
+		"unrelated annotation removed": {after: namespaceWith("default", nil), want: false},
+		"unrelated change only":        {after: namespaceWith("default", map[string]string{"other": "y"}), want: false},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
