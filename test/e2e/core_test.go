@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
 	"github.com/mumoshu/aws-secret-controller/pkg/controller"
@@ -304,4 +306,82 @@ func TestShutdownLeavesQueuedWork(t *testing.T) {
 		t.Errorf("all %d Secrets were written after SIGTERM: the queue was drained", objects)
 	}
 	t.Logf("SIGTERM to exit: %s, with %d of %d Secrets written", took.Round(time.Millisecond), len(secrets.Items), objects)
+}
+
+// TestTypeChangeRefusedByAdmission: an admission policy (as Gatekeeper or Kyverno would) refuses
+// the replacement Secret that the controller's own per-type check accepts. The dry run meets the
+// refusal before anything is deleted, so the old Secret stays.
+func TestTypeChangeRefusedByAdmission(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t, "type-change-admission")
+	v1 := createSecret(t, "e2e/type-change-admission", fmt.Sprintf(`{"username":"app","password":%q}`, newValue("type-change-admission")))
+	policyName := "e2e-no-basic-auth-" + ns
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: policyName},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"secrets"}},
+				},
+			}}},
+			Validations: []admissionregistrationv1.Validation{{
+				Expression: "object.type != 'kubernetes.io/basic-auth'",
+				Message:    "basic-auth Secrets are not allowed here",
+			}},
+		},
+	}
+	if _, err := kube.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, policy, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = kube.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(context.Background(), policyName, metav1.DeleteOptions{})
+	})
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: policyName},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        policyName,
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns},
+			}},
+		},
+	}
+	if _, err := kube.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = kube.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(context.Background(), policyName, metav1.DeleteOptions{})
+	})
+	// The policy takes effect once the API server has loaded it: probe with a dry run.
+	eventually(t, 30*time.Second, "the admission policy in force", func() (bool, string) {
+		_, err := kube.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-"},
+			Type:       corev1.SecretTypeBasicAuth,
+			Data:       map[string][]byte{"username": []byte("u")},
+		}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err != nil, fmt.Sprintf("dry run: %v", err)
+	})
+
+	startController(t, "controller", env.Kubeconfig, nil, "--namespace", ns)
+	createAWSSecret(t, ns, "app", "e2e/type-change-admission", v1)
+	before := waitSynced(t, ns, "app", v1)
+	patchAWSSecret(t, ns, "app", `{"spec":{"type":"kubernetes.io/basic-auth"}}`)
+	eventually(t, 30*time.Second, "the refusal in the status", func() (bool, string) {
+		a, err := client.MumoshuV1alpha1().AWSSecrets(ns).Get(ctx, "app", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, c := range a.Status.Conditions {
+			if c.Type == v1alpha1.ConditionReady && c.Status == metav1.ConditionFalse && strings.Contains(c.Message, "dry run") {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", a.Status.Conditions)
+	})
+	after := getSecret(t, ns, "app")
+	if after.UID != before.UID || after.Type != corev1.SecretTypeOpaque {
+		t.Errorf("the Secret was replaced or lost although admission refuses the replacement: uid %s→%s, type %s", before.UID, after.UID, after.Type)
+	}
 }
