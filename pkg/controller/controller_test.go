@@ -727,10 +727,7 @@ func TestSeedExampleSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	got, err := f.kubeClient.CoreV1().Secrets("default").Get(ctx, "example", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := f.storedSecret(ctx, "example")
 	got.ManagedFields, got.TypeMeta = nil, metav1.TypeMeta{} // the fake tracker adds them
 	want := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
@@ -761,10 +758,7 @@ func TestSeedExampleSecret(t *testing.T) {
 		t.Errorf("Secret differs (-want +got):\n%s", diff)
 	}
 
-	as, err := f.client.MumoshuV1alpha1().AWSSecrets("default").Get(ctx, "example", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	as := f.storedAWSSecret(ctx, "example")
 	if diff := cmp.Diff(syncedStatus(a), as.Status); diff != "" {
 		t.Errorf("status differs (-want +got):\n%s", diff)
 	}
@@ -836,14 +830,8 @@ func TestSecondSyncIsANoOp(t *testing.T) {
 	}
 
 	// A new fixture starts from what the first one stored, with an empty version cache.
-	secret, err := f.kubeClient.CoreV1().Secrets("default").Get(ctx, "example", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored, err := f.client.MumoshuV1alpha1().AWSSecrets("default").Get(ctx, "example", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	secret := f.storedSecret(ctx, "example")
+	stored := f.storedAWSSecret(ctx, "example")
 	restarted := newFixture(t)
 	restarted.aws = f.aws
 	restarted.seedAWSSecret(stored)

@@ -72,9 +72,3 @@ func classify(err error) failure {
 	}
 	return failure{reason: v1alpha1.ReasonAWSError, transient: true}
 }
-
-// reasonOf returns the Ready reason of a sync error and whether it is transient.
-func reasonOf(err error) (reason string, transient bool) {
-	f := classify(err)
-	return f.reason, f.transient
-}

@@ -259,6 +259,26 @@ func (f *fixture) writes() []core.Action {
 	return out
 }
 
+// storedSecret is a Secret of namespace default as the fake API server holds it.
+func (f *fixture) storedSecret(ctx context.Context, name string) *corev1.Secret {
+	f.t.Helper()
+	s, err := f.kubeClient.CoreV1().Secrets(metav1.NamespaceDefault).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return s
+}
+
+// storedAWSSecret is an AWSSecret of namespace default as the fake API server holds it.
+func (f *fixture) storedAWSSecret(ctx context.Context, name string) *v1alpha1.AWSSecret {
+	f.t.Helper()
+	a, err := f.client.MumoshuV1alpha1().AWSSecrets(metav1.NamespaceDefault).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return a
+}
+
 // forgetRecorded clears the actions and events recorded so far, so a test can look at what one
 // more sync does.
 func (f *fixture) forgetRecorded() {

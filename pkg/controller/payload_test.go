@@ -85,7 +85,7 @@ func TestBinaryData(t *testing.T) {
 func checkPayload(t *testing.T, got map[string][]byte, err error, want map[string]string, wantReason string) {
 	t.Helper()
 	if wantReason != "" {
-		if reason, transient := reasonOf(err); err == nil || reason != wantReason || transient {
+		if f := classify(err); err == nil || f.reason != wantReason || f.transient {
 			t.Fatalf("error = %v, want permanent %s", err, wantReason)
 		}
 		return
@@ -175,7 +175,8 @@ func FuzzPayload(f *testing.F) {
 		for _, decode := range []func([]byte) (map[string][]byte, error){stringData, binaryData} {
 			data, err := decode(content)
 			if err != nil {
-				reason, transient := reasonOf(err)
+				f := classify(err)
+				reason, transient := f.reason, f.transient
 				if transient || (reason != v1alpha1.ReasonInvalidSecretFormat && reason != v1alpha1.ReasonInvalidKey) {
 					t.Fatalf("error %v has reason %s (transient %v)", err, reason, transient)
 				}

@@ -199,6 +199,19 @@ func runFixture(ctx context.Context, c *Controller, workers int) <-chan error {
 	return done
 }
 
+// waitReturned waits up to 10 seconds for Run to return, and fails on its error.
+func waitReturned(t *testing.T, done <-chan error) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10s of cancellation")
+	}
+}
+
 // waitFor polls cond every 10ms until it holds or 10 seconds pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -237,14 +250,7 @@ func TestShutdownFinishesOnlyTheSyncsInFlight(t *testing.T) {
 
 	cancel()
 	close(f.aws.block) // the sync in flight may now finish
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return within 10s of cancellation")
-	}
+	waitReturned(t, done)
 	if n := f.aws.totalCalls(); n != 1 {
 		t.Errorf("AWS calls = %d, want 1: only the sync in flight runs after cancellation", n)
 	}
@@ -277,12 +283,5 @@ func TestShutdownDrainIsBounded(t *testing.T) {
 	waitFor(t, "a sync in flight", func() bool { return f.aws.totalCalls() == 1 })
 
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return within 10s of cancellation with a 100ms drain timeout")
-	}
+	waitReturned(t, done)
 }

@@ -49,8 +49,8 @@ func TestValidateSecret(t *testing.T) {
 			if err == nil {
 				return
 			}
-			if reason, transient := reasonOf(err); reason != v1alpha1.ReasonInvalidSecret || transient {
-				t.Errorf("reason %s transient=%v, want permanent InvalidSecret", reason, transient)
+			if f := classify(err); f.reason != v1alpha1.ReasonInvalidSecret || f.transient {
+				t.Errorf("reason %s transient=%v, want permanent InvalidSecret", f.reason, f.transient)
 			}
 			for _, v := range tc.data {
 				if len(v) > 2 && strings.Contains(err.Error(), v) {

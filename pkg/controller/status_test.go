@@ -38,10 +38,7 @@ func TestRepeatedFailureIsQuiet(t *testing.T) {
 	if err == nil {
 		t.Fatal("want an error")
 	}
-	stored, err := f.client.MumoshuV1alpha1().AWSSecrets("default").Get(ctx, "example", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	stored := f.storedAWSSecret(ctx, "example")
 	// The informer catches up with the status write; the retry fails the same way.
 	if err := f.awsSecretIndexer.Update(stored); err != nil {
 		t.Fatal(err)
@@ -70,10 +67,7 @@ func TestStaleListerDoesNotRepeatStatusWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, err := f.kubeClient.CoreV1().Secrets("default").Get(ctx, "example", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	secret := f.storedSecret(ctx, "example")
 	if err := f.secretIndexer.Add(secret); err != nil {
 		t.Fatal(err)
 	}
@@ -87,10 +81,7 @@ func TestStaleListerDoesNotRepeatStatusWrite(t *testing.T) {
 	}
 
 	// Once the informer catches up, the remembered write is forgotten.
-	stored, err := f.client.MumoshuV1alpha1().AWSSecrets("default").Get(ctx, "example", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	stored := f.storedAWSSecret(ctx, "example")
 	stored.ResourceVersion = "11" // what the API server's write made; the fake keeps versions as they are
 	if err := f.awsSecretIndexer.Update(stored); err != nil {
 		t.Fatal(err)

@@ -80,8 +80,9 @@ func (c *Controller) syncHandler(ctx context.Context, key cache.ObjectName) erro
 // deletes, blanks or partly writes data on error: the data are computed whole and checked
 // before any write.
 func (c *Controller) syncSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecret) outcome {
+	w := want(awsSecret)
 	// Who may read what is decided first: before any cache lookup, AWS call or write.
-	decision, known := c.decide(awsSecret)
+	decision, known := c.decide(awsSecret.Namespace, w.refs)
 	if !known {
 		// The AWSSecret informer can be ahead of the Namespace informer (a Namespace applied with
 		// its AWSSecrets). Reading now could pick the wrong identity; the Namespace's Add event
@@ -117,7 +118,6 @@ func (c *Controller) syncSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecr
 		return outcome{held: have.held, err: &syncError{reason: v1alpha1.ReasonKubernetesError, transient: true,
 			err: fmt.Errorf("Secret %s is being deleted; waiting for it to go", existing.Name)}}
 	}
-	w := want(awsSecret)
 
 	// The Secret's own data are the cache of the pinned versions: AWS is asked only when they
 	// are not there, or were edited by hand.
@@ -141,7 +141,7 @@ func (c *Controller) syncSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecr
 	}
 
 	if existing == nil {
-		out, found := c.createSecret(ctx, awsSecret, newSecret(awsSecret, w, data, hash))
+		out, found := c.createSecret(ctx, awsSecret, w.refs, newSecret(awsSecret, w, data, hash))
 		if found == nil {
 			return out
 		}
@@ -151,14 +151,14 @@ func (c *Controller) syncSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecr
 	}
 	switch {
 	case existing.Type != w.secretType:
-		return c.replaceSecret(ctx, awsSecret, existing, have, replacement(existing, w, data, hash))
+		return c.replaceSecret(ctx, awsSecret, w.refs, existing, have, replacement(existing, w, data, hash))
 	case hash == have.hash && metadataUpToDate(existing, w.labels, w.withHash(hash)):
 		return outcome{result: ResultUnchanged, held: w.refs}
 	default:
 		update := existing.DeepCopy()
 		mark(update, w.labels, w.withHash(hash))
 		update.Data, update.StringData = data, nil
-		return c.updateSecret(ctx, awsSecret, have, update)
+		return c.updateSecret(ctx, awsSecret, w.refs, have, update)
 	}
 }
 
@@ -195,13 +195,13 @@ func conflictError(existing *corev1.Secret) error {
 
 // createSecret creates the Secret. When a Secret of that name is in the way, it returns that
 // Secret if the AWSSecret controls it, for the caller to carry on with, and a conflict if not.
-func (c *Controller) createSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecret, secret *corev1.Secret) (outcome, *corev1.Secret) {
+func (c *Controller) createSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecret, pinned refs, secret *corev1.Secret) (outcome, *corev1.Secret) {
 	secrets := c.kubeClient.CoreV1().Secrets(secret.Namespace)
 	created, err := secrets.Create(ctx, secret, metav1.CreateOptions{FieldManager: FieldManager})
 	if err == nil {
 		klog.FromContext(ctx).V(2).Info("Created Secret", "secret", klog.KObj(created))
-		c.recorder.Eventf(awsSecret, corev1.EventTypeNormal, EventCreated, messageCreated, created.Name, pinnedRefs(awsSecret))
-		return outcome{result: ResultCreated, held: pinnedRefs(awsSecret)}, nil
+		c.recorder.Eventf(awsSecret, corev1.EventTypeNormal, EventCreated, messageCreated, created.Name, pinned)
+		return outcome{result: ResultCreated, held: pinned}, nil
 	}
 	if !apierrors.IsAlreadyExists(err) {
 		return outcome{err: kubernetesError(err, "creating Secret %s", secret.Name)}, nil
@@ -217,14 +217,14 @@ func (c *Controller) createSecret(ctx context.Context, awsSecret *v1alpha1.AWSSe
 }
 
 // updateSecret writes update over existing, guarded by its resourceVersion.
-func (c *Controller) updateSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecret, have observed, update *corev1.Secret) outcome {
+func (c *Controller) updateSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecret, pinned refs, have observed, update *corev1.Secret) outcome {
 	updated, err := c.kubeClient.CoreV1().Secrets(update.Namespace).Update(ctx, update, metav1.UpdateOptions{FieldManager: FieldManager})
 	if err != nil {
 		return outcome{held: have.held, err: kubernetesError(err, "updating Secret %s", update.Name)}
 	}
 	klog.FromContext(ctx).V(2).Info("Updated Secret", "secret", klog.KObj(updated))
-	c.recorder.Eventf(awsSecret, corev1.EventTypeNormal, EventUpdated, messageUpdated, updated.Name, pinnedRefs(awsSecret))
-	return outcome{result: ResultUpdated, held: pinnedRefs(awsSecret)}
+	c.recorder.Eventf(awsSecret, corev1.EventTypeNormal, EventUpdated, messageUpdated, updated.Name, pinned)
+	return outcome{result: ResultUpdated, held: pinned}
 }
 
 // replaceSecret changes a Secret's type, which Kubernetes allows only by deleting and creating
@@ -232,7 +232,7 @@ func (c *Controller) updateSecret(ctx context.Context, awsSecret *v1alpha1.AWSSe
 // the old Secret still holds the name), so that the old Secret is deleted only for one the API
 // server and its admission chain accept; the delete is guarded so that only the version looked
 // at goes.
-func (c *Controller) replaceSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecret, existing *corev1.Secret, have observed, secret *corev1.Secret) outcome {
+func (c *Controller) replaceSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecret, pinned refs, existing *corev1.Secret, have observed, secret *corev1.Secret) outcome {
 	logger := klog.FromContext(ctx)
 	secrets := c.kubeClient.CoreV1().Secrets(secret.Namespace)
 
@@ -255,16 +255,16 @@ func (c *Controller) replaceSecret(ctx context.Context, awsSecret *v1alpha1.AWSS
 	}
 	logger.V(2).Info("Replaced Secret to change its type", "secret", klog.KObj(created), "type", created.Type)
 	c.recorder.Eventf(awsSecret, corev1.EventTypeNormal, EventReplaced, messageReplaced, created.Name, existing.Type, created.Type)
-	return outcome{result: ResultReplaced, held: pinnedRefs(awsSecret)}
+	return outcome{result: ResultReplaced, held: pinned}
 }
 
-// decide asks the policy whether the AWSSecret's namespace may read every secret it references,
+// decide asks the policy whether a namespace may read every secret an AWSSecret pins,
 // and as which role. known is false when Namespaces are watched and this one is not in the
 // cache yet: no decision can be made without its annotations.
-func (c *Controller) decide(awsSecret *v1alpha1.AWSSecret) (d tenancy.Decision, known bool) {
+func (c *Controller) decide(namespace string, pinned refs) (d tenancy.Decision, known bool) {
 	var annotations map[string]string
 	if c.namespaces != nil {
-		obj, err := c.namespaces.Get(awsSecret.Namespace)
+		obj, err := c.namespaces.Get(namespace)
 		if err != nil {
 			return tenancy.Decision{}, false
 		}
@@ -274,14 +274,13 @@ func (c *Controller) decide(awsSecret *v1alpha1.AWSSecret) (d tenancy.Decision, 
 		}
 		annotations = m.GetAnnotations()
 	}
-	pinned := pinnedRefs(awsSecret)
 	var ids []string
 	for _, ref := range []*v1alpha1.SecretsManagerSecretRef{pinned.stringDataFrom, pinned.dataFrom} {
 		if ref != nil {
 			ids = append(ids, ref.SecretID)
 		}
 	}
-	return c.policy.Decide(awsSecret.Namespace, annotations, ids), true
+	return c.policy.Decide(namespace, annotations, ids), true
 }
 
 // fetchData reads the pinned versions as id and maps them to Secret data. stringDataFrom's keys

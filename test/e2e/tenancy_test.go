@@ -67,7 +67,7 @@ func TestTenancy(t *testing.T) {
 		eventually(t, 10*time.Second, "a Warning event SecretNotAllowed", func() (bool, string) {
 			return hasEvent(t, teamA, "steal", corev1.EventTypeWarning, v1alpha1.ReasonSecretNotAllowed), "no event yet"
 		})
-		if _, err := kube.CoreV1().Secrets(teamA).Get(t.Context(), "steal", metav1GetOptions); err == nil {
+		if _, err := kube.CoreV1().Secrets(teamA).Get(t.Context(), "steal", metav1.GetOptions{}); err == nil {
 			t.Error("a Secret was written for a denied AWSSecret")
 		}
 		if n := readsOf(t, "tenancy/team-b/db"); n != 0 {
@@ -93,7 +93,7 @@ func TestTenancy(t *testing.T) {
 		// Within seconds: the slow retry of a permanent error would take 30 s or more.
 		start := time.Now()
 		eventually(t, 10*time.Second, "synced after the Namespace was annotated", func() (bool, string) {
-			s, err := kube.CoreV1().Secrets(teamB).Get(t.Context(), "db", metav1GetOptions)
+			s, err := kube.CoreV1().Secrets(teamB).Get(t.Context(), "db", metav1.GetOptions{})
 			if err != nil {
 				return false, err.Error()
 			}
@@ -144,5 +144,3 @@ func TestTenancy(t *testing.T) {
 		}
 	})
 }
-
-var metav1GetOptions = metav1.GetOptions{}
