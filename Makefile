@@ -16,7 +16,14 @@ FUZZTIME ?= 10s
 # Extra flags for go test, e.g. TESTFLAGS='-run TestSeed -v'.
 TESTFLAGS ?=
 
-.PHONY: all build generate verify fmt-check vet test unit e2e fuzz tools demo bench clean
+# What `make build` and `make image` stamp into the binary (--version) and the image's labels;
+# `make image-push` pushes $(IMAGE):$(VERSION).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+IMAGE ?= ghcr.io/mumoshu/aws-secret-controller
+VERSION_LDFLAGS = -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
+.PHONY: all build generate verify fmt-check vet test unit e2e fuzz tools node-tools node-packages demo demo-cluster bench clean
 
 all: build
 
@@ -25,7 +32,40 @@ build: $(BIN)/aws-secret-controller
 # Always handed to go build, which knows best whether anything changed.
 .PHONY: $(BIN)/aws-secret-controller
 $(BIN)/aws-secret-controller:
-	$(GO) build -o $@ ./cmd/aws-secret-controller
+	$(GO) build -ldflags "$(VERSION_LDFLAGS)" -o $@ ./cmd/aws-secret-controller
+
+# The controller's OCI image for linux/amd64 and linux/arm64, built with no container engine by
+# hack/tools/image (which stamps the binary as VERSION_LDFLAGS does): an OCI layout tarball named
+# $(IMAGE):$(VERSION), for `ctr images import` or `docker load`. Rebuilt every time, like the
+# binary; go build skips what is current.
+.PHONY: image pause-image image-push image-test $(BIN)/aws-secret-controller-image.tar
+image: $(BIN)/aws-secret-controller-image.tar
+
+$(BIN)/aws-secret-controller-image.tar:
+	cd hack/tools/image && $(GO) run . build --repo $(CURDIR) --ref $(IMAGE):$(VERSION) \
+		--version $(VERSION) --commit $(COMMIT) --out $@
+
+# The sandbox ("pause") image that the local test node runs Pods in: registry.k8s.io/pause:3.10.
+pause-image: $(BIN)/pause-image.tar
+
+$(BIN)/pause-image.tar: $(wildcard hack/tools/image/*.go hack/tools/image/pause/*.go) hack/tools/image/go.mod hack/tools/image/go.sum
+	cd hack/tools/image && $(GO) run . pause --out $@
+
+# The application image the node tests run next to the controller (test/node/testapp), for the
+# host's platform.
+.PHONY: testapp-image
+testapp-image:
+	cd hack/tools/image && $(GO) run . build --repo $(CURDIR) --pkg ./test/node/testapp \
+		--ref localhost/aws-secret-controller-testapp:e2e --platforms linux/$$($(GO) env GOARCH) --out $(BIN)/testapp-image.tar
+
+# Pushes the image to $(IMAGE):$(VERSION) with the credentials of `docker login`.
+image-push: image
+	cd hack/tools/image && $(GO) run . push --in $(BIN)/aws-secret-controller-image.tar --ref $(IMAGE):$(VERSION)
+
+# The image tool's tests: they build the image for both platforms and push it to a registry in
+# the test process.
+image-test:
+	cd hack/tools/image && $(GO) test -count=1 $(TESTFLAGS) ./...
 
 generate:
 	hack/update-codegen.sh
@@ -40,10 +80,13 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-# All tests: generated code current, vet clean, unit tests and the e2e suite on a real
-# kube-apiserver, etcd and Secrets Manager emulator, all with the race detector, then a short fuzz.
-test: verify vet tools build
+# All tests: generated code current, vet clean, unit tests, the e2e suite on a real
+# kube-apiserver, etcd and Secrets Manager emulator, and the node suite (the image, installed
+# with the shipped manifests, as Pods on a real kubelet and containerd), all with the race
+# detector; the image tool's tests; then a short fuzz.
+test: verify vet node-tools build image pause-image testapp-image
 	AWS_SECRET_CONTROLLER_BIN_DIR=$(BIN) $(GO) test -race -count=1 $(TESTFLAGS) ./...
+	$(MAKE) image-test
 	$(MAKE) fuzz
 
 unit:
@@ -57,6 +100,25 @@ fuzz:
 
 # The real components the e2e tests, the demo and the benchmark run.
 tools: $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/kubectl $(BIN)/kumo
+
+# A real node for the tests that run the shipped manifests as Pods (pkg/testenv Options.Node):
+# kubelet, kube-controller-manager and kube-scheduler from the same Kubernetes as kube-apiserver,
+# and containerd, runc and the CNI plugins from Debian's packages (installed here when missing;
+# that needs root, as the node itself does).
+NODE_PACKAGES := containerd runc containernetworking-plugins
+node-tools: tools $(BIN)/kubelet $(BIN)/kube-controller-manager $(BIN)/kube-scheduler node-packages
+
+node-packages:
+	@if ! command -v containerd >/dev/null || ! command -v runc >/dev/null || [[ ! -x /usr/lib/cni/bridge ]]; then \
+		echo "installing $(NODE_PACKAGES)"; \
+		sudo=; [[ $$(id -u) == 0 ]] || sudo=sudo; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$$sudo apt-get install -y --no-install-recommends $(NODE_PACKAGES) || \
+			{ $$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends $(NODE_PACKAGES); }; \
+	fi
+
+$(BIN)/kubelet $(BIN)/kube-controller-manager $(BIN)/kube-scheduler: hack/tools/kube/go.mod hack/tools/kube/go.sum
+	cd hack/tools/kube && $(GO) build -o $@ -ldflags "$(KUBE_LDFLAGS)" k8s.io/kubernetes/cmd/$(notdir $@)
 
 $(BIN)/kube-apiserver: hack/tools/kube/go.mod hack/tools/kube/go.sum
 	cd hack/tools/kube && $(GO) build -o $@ -ldflags "$(KUBE_LDFLAGS)" k8s.io/kubernetes/cmd/kube-apiserver
@@ -77,6 +139,12 @@ clean:
 demo: tools build
 	$(GO) build -o $(BIN)/demo ./hack/demo
 	$(BIN)/demo --repo $(CURDIR)
+
+# The same story with the controller installed as users install it: the image (`make image`),
+# applied with the shipped manifests, as two Pods on a local node. Linux and root only.
+demo-cluster: node-tools build image pause-image
+	$(GO) build -o $(BIN)/demo ./hack/demo
+	$(BIN)/demo --repo $(CURDIR) --cluster
 
 # Scale benchmark on the local stack (not part of `make test`): writes docs/benchmarks.md and
 # docs/benchmarks.json. Shorter runs: make bench BENCHFLAGS='--objects 1000 --versions 200 --steady 30s'.

@@ -32,6 +32,10 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/klog/v2"
 
+	// Go's own copy of the Mozilla CA roots, used only when the system has none: the image is
+	// FROM scratch, and the controller still verifies TLS to AWS.
+	_ "golang.org/x/crypto/x509roots/fallback"
+
 	"github.com/mumoshu/aws-secret-controller/pkg/awssm"
 	"github.com/mumoshu/aws-secret-controller/pkg/controller"
 	clientset "github.com/mumoshu/aws-secret-controller/pkg/generated/clientset/versioned"
@@ -62,6 +66,7 @@ type options struct {
 	allowedSecretIDs    string
 	roleSessionTags     bool
 	shutdownGracePeriod time.Duration
+	version             bool
 }
 
 func main() {
@@ -88,7 +93,12 @@ func main() {
 	flag.StringVar(&o.namespacePolicy, "namespace-policy", string(tenancy.ModeOpen), "Which secrets a namespace's AWSSecrets may read: open (any, within --allowed-secret-ids) or allow-list (only those its Namespace's "+tenancy.AnnotationAllowedSecretIDs+" annotation permits; none without it). allow-list needs to watch Namespaces, so it cannot be combined with --namespace.")
 	flag.StringVar(&o.allowedSecretIDs, "allowed-secret-ids", "", "Comma-separated secret id patterns (* matches any run of characters) that bound every namespace in both policies. Empty means no bound.")
 	flag.BoolVar(&o.roleSessionTags, "aws-role-session-tags", true, "Tag the STS sessions of namespace roles with "+awssm.SessionTagKey+"=<namespace>, for ABAC. Turn off for trust policies that do not allow sts:TagSession.")
+	flag.BoolVar(&o.version, "version", false, "Print the version and commit, and exit.")
 	flag.Parse()
+	if o.version {
+		fmt.Println(versionString())
+		return
+	}
 	capped := capVerbosity(flag.CommandLine)
 
 	// The controller waits on the API server and AWS far more than it computes: a GC target of 50
@@ -241,7 +251,7 @@ func run(ctx context.Context, o options) error {
 		}
 		return runLeading(gctx, kubeClient, o, leaderHealth, func(ctx context.Context) error { return c.Run(ctx, o.workers) })
 	})
-	logger.Info("Running", "namespace", o.namespace, "workers", o.workers, "leaderElect", o.leaderElect,
+	logger.Info("Running", "version", versionString(), "namespace", o.namespace, "workers", o.workers, "leaderElect", o.leaderElect,
 		"namespacePolicy", policy.Mode, "allowedSecretIDs", policy.Global.String())
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err

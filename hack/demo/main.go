@@ -2,10 +2,17 @@
 // etcd, the kumo Secrets Manager emulator, the controller binary and kubectl, all from bin/
 // (`make demo` builds them). It shows the seed example syncing and a versionId bump rolling
 // out, then keeps everything running for you to explore until Ctrl-C.
+//
+// With --cluster (`make demo-cluster`) the stack also runs a node (containerd, kubelet,
+// kube-controller-manager, kube-scheduler; Linux and root only), and the controller is installed
+// as users install it: the image `make image` builds, applied with the shipped manifests
+// (kubectl apply -k), as two Pods with leader election. The story is the same, and ends with
+// the garbage collector deleting the Secret of a deleted AWSSecret.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -36,6 +43,7 @@ func main() {
 	var o options
 	flag.StringVar(&o.repo, "repo", ".", "The repository: manifests/ and bin/ are found there.")
 	flag.BoolVar(&o.once, "once", false, "Exit after the rollout instead of waiting for Ctrl-C.")
+	flag.BoolVar(&o.cluster, "cluster", false, "Install the controller's image with the shipped manifests on a local node (root, Linux; `make demo-cluster`) instead of running the binary.")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -46,11 +54,12 @@ func main() {
 }
 
 type options struct {
-	repo string
-	once bool
+	repo    string
+	once    bool
+	cluster bool
 }
 
-func run(ctx context.Context, o options, out io.Writer) error {
+func run(ctx context.Context, o options, out io.Writer) (err error) {
 	repo, err := filepath.Abs(o.repo)
 	if err != nil {
 		return err
@@ -58,18 +67,39 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	bin := filepath.Join(repo, "bin")
 	step := func(format string, args ...any) { fmt.Fprintf(out, "\n==> "+format+"\n", args...) }
 
-	step("Starting etcd, kube-apiserver and the kumo Secrets Manager emulator")
-	env, err := testenv.New(ctx, testenv.Options{
-		BinDir: bin,
-		CRDs:   []string{filepath.Join(repo, "manifests", "crd", "mumoshu.github.io_awssecrets.yaml")},
-	})
+	opts := testenv.Options{BinDir: bin}
+	var image string
+	if o.cluster {
+		archive := filepath.Join(bin, "aws-secret-controller-image.tar")
+		if image, err = testenv.ImageName(archive); err != nil {
+			return fmt.Errorf("%w (run `make image`)", err)
+		}
+		opts.Node, opts.NodeImages, opts.Timeout = true, []string{archive}, 3*time.Minute
+		step("Starting etcd, kube-apiserver, the kumo Secrets Manager emulator and a node (containerd, kubelet,\n    kube-controller-manager, kube-scheduler); one node runs per machine: this waits while another does")
+	} else {
+		opts.CRDs = []string{filepath.Join(repo, "manifests", "crd", "mumoshu.github.io_awssecrets.yaml")}
+		step("Starting etcd, kube-apiserver and the kumo Secrets Manager emulator")
+	}
+	env, err := testenv.New(ctx, opts)
 	if err != nil {
+		if o.cluster && errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("starting the stack with a node (waiting, perhaps, for another node on this machine to stop): %w", err)
+		}
+		if o.cluster {
+			return fmt.Errorf("starting the stack with a node (run `make node-tools pause-image image`, as root): %w", err)
+		}
 		return err
 	}
 	defer func() {
 		step("Stopping everything")
-		if err := env.Stop(); err != nil {
-			fmt.Fprintln(out, err)
+		stopErr := env.Stop()
+		if o.cluster {
+			if left := env.NodeLeftovers(); len(left) > 0 {
+				stopErr = errors.Join(stopErr, fmt.Errorf("the node left behind:\n%s", strings.Join(left, "\n")))
+			}
+		}
+		if stopErr != nil && err == nil {
+			err = fmt.Errorf("stopping: %w", stopErr)
 		}
 	}()
 	kubectl := func(stdin string, args ...string) (string, error) { return env.Kubectl(ctx, stdin, args...) }
@@ -93,14 +123,23 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "$ kubectl annotate namespace default %s=prod/*\n", tenancy.AnnotationAllowedSecretIDs)
 
-	step("Starting the controller (--namespace-policy=allow-list)")
-	ctrl, err := env.StartController(ctx, testenv.ControllerOptions{Args: []string{"--namespace-policy=allow-list"}})
-	if err != nil {
-		return err
+	// How to see the controller's log, for the Explore step.
+	var logs string
+	if o.cluster {
+		if err := install(ctx, out, step, env, repo, image); err != nil {
+			return err
+		}
+		logs = fmt.Sprintf("%s logs -n %s -l %s --prefix", filepath.Join(bin, "kubectl"), controllerNamespace, controllerSelector)
+	} else {
+		step("Starting the controller (--namespace-policy=allow-list)")
+		ctrl, err := env.StartController(ctx, testenv.ControllerOptions{Args: []string{"--namespace-policy=allow-list"}})
+		if err != nil {
+			return err
+		}
+		defer func() { _, _ = ctrl.Stop(10 * time.Second) }()
+		fmt.Fprintf(out, "log: %s\n", ctrl.LogPath)
+		logs = "controller log: " + ctrl.LogPath
 	}
-	defer func() { _, _ = ctrl.Stop(10 * time.Second) }()
-	logPath := ctrl.LogPath
-	fmt.Fprintf(out, "log: %s\n", logPath)
 
 	step("Applying the seed example (manifests/example/awssecret.yaml) with that versionId")
 	example, err := os.ReadFile(filepath.Join(repo, "manifests", "example", "awssecret.yaml"))
@@ -130,12 +169,23 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		return err
 	}
 
+	if o.cluster {
+		if err := collectGarbage(ctx, out, step, kube, kubectl); err != nil {
+			return err
+		}
+	}
+
 	step("Explore")
 	fmt.Fprintf(out, "export KUBECONFIG=%s\n", env.Kubeconfig)
 	fmt.Fprintf(out, "%s get awssecrets -A\n", filepath.Join(bin, "kubectl"))
+	if o.cluster {
+		fmt.Fprintf(out, "%s get pods -n %s -o wide\n", filepath.Join(bin, "kubectl"), controllerNamespace)
+		fmt.Fprintf(out, "sed s/%s/%s/ %s | %s apply -f -   # the example again\n",
+			seedVersionID, v2, filepath.Join(repo, "manifests", "example", "awssecret.yaml"), filepath.Join(bin, "kubectl"))
+	}
 	fmt.Fprintf(out, "export AWS_ENDPOINT_URL_SECRETS_MANAGER=%s AWS_REGION=%s AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test\n", env.SecretsManagerEndpoint, testenv.Region)
 	fmt.Fprintf(out, "aws secretsmanager list-secrets   # or any AWS SDK\n")
-	fmt.Fprintf(out, "controller log: %s\n", logPath)
+	fmt.Fprintln(out, logs)
 	if o.once {
 		return nil
 	}

@@ -72,3 +72,13 @@ func tlsConfig(caData []byte) *tls.Config {
 	pool.AppendCertsFromPEM(caData)
 	return &tls.Config{RootCAs: pool}
 }
+
+// ScrapeMetric returns the sum of a metric's samples whose labels include the given ones, from a
+// Prometheus endpoint such as a controller Pod's http://<pod IP>:8080/metrics.
+func ScrapeMetric(ctx context.Context, url, name string, labels map[string]string) (float64, error) {
+	body, status := get(ctx, http.DefaultClient, url, "")
+	if status != http.StatusOK {
+		return 0, fmt.Errorf("GET %s: status %d", url, status)
+	}
+	return sumSamples(bytes.NewReader(body), name, labels)
+}

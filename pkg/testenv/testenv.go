@@ -60,6 +60,19 @@ type Options struct {
 	Timeout time.Duration
 	// EtcdFsync keeps etcd's fsync on. Off by default: tests do not need durability.
 	EtcdFsync bool
+
+	// Node adds a real node, so Pods run: containerd (Debian's, with runc and the CNI plugins),
+	// kubelet, kube-controller-manager (garbage collection, Deployments, ServiceAccount tokens)
+	// and kube-scheduler, from `make node-tools`. Linux and root only; one node per machine at a
+	// time (a second waits up to NodeLockTimeout). kube-apiserver and the emulator then listen
+	// on NodeGateway, the host's address on the Pods' bridge, instead of 127.0.0.1. There is no
+	// kube-proxy: Pods reach the API server at NodeGateway (set KUBERNETES_SERVICE_HOST).
+	Node bool
+	// NodeImages are OCI image archives (as `make image` writes) to import into the node, besides
+	// the pause image from BinDir.
+	NodeImages []string
+	// NodeLockTimeout bounds the wait for another stack's node to stop. Zero means 20 minutes.
+	NodeLockTimeout time.Duration
 }
 
 // Env is a running stack.
@@ -78,13 +91,21 @@ type Env struct {
 	// BinDir is where the binaries were found.
 	BinDir string
 
-	etcdURL   string
+	etcdURL string
+	// host is the address kube-apiserver and the emulator listen on.
+	host      string
 	tokens    map[string]string
 	caData    []byte
 	removeDir bool
 
 	mu    sync.Mutex
 	procs []*process
+
+	// node is the running node, if any (Options.Node); nodeDir and nodeOwned stay after Stop
+	// for NodeLeftovers.
+	node      *node
+	nodeDir   string
+	nodeOwned []string
 }
 
 // New starts a stack. Call Stop when done, also on error paths: New stops what it started when
@@ -93,11 +114,14 @@ func New(ctx context.Context, opts Options) (_ *Env, err error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = 2 * time.Minute
 	}
-	binDir, err := findBinDir(opts.BinDir)
+	if opts.NodeLockTimeout == 0 {
+		opts.NodeLockTimeout = 20 * time.Minute
+	}
+	binDir, err := findBinDir(opts.BinDir, opts.Node)
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{Dir: opts.Dir, BinDir: binDir, tokens: map[string]string{}}
+	e := &Env{Dir: opts.Dir, BinDir: binDir, host: "127.0.0.1", tokens: map[string]string{}}
 	if e.Dir == "" {
 		if e.Dir, err = os.MkdirTemp("", "aws-secret-controller-env-"); err != nil {
 			return nil, err
@@ -110,6 +134,12 @@ func New(ctx context.Context, opts Options) (_ *Env, err error) {
 		}
 	}()
 
+	if opts.Node {
+		if err := e.startNodeNetwork(ctx, opts); err != nil {
+			return nil, err
+		}
+		e.host = NodeGateway
+	}
 	if err := e.startEtcd(ctx, opts); err != nil {
 		return nil, err
 	}
@@ -119,6 +149,11 @@ func New(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err := e.startKumo(ctx, opts); err != nil {
 		return nil, err
 	}
+	if opts.Node {
+		if err := e.startNode(ctx, opts); err != nil {
+			return nil, err
+		}
+	}
 	if len(opts.CRDs) > 0 {
 		if err := e.InstallCRDs(ctx, opts.CRDs...); err != nil {
 			return nil, err
@@ -127,7 +162,7 @@ func New(ctx context.Context, opts Options) (_ *Env, err error) {
 	return e, nil
 }
 
-func findBinDir(dir string) (string, error) {
+func findBinDir(dir string, node bool) (string, error) {
 	if dir == "" {
 		dir = os.Getenv(BinDirEnv)
 	}
@@ -147,9 +182,13 @@ func findBinDir(dir string) (string, error) {
 			}
 		}
 	}
-	for _, name := range []string{"etcd", "kube-apiserver", "kumo"} {
+	names, target := []string{"etcd", "kube-apiserver", "kumo"}, "tools"
+	if node {
+		names, target = append(names, "kubelet", "kube-controller-manager", "kube-scheduler", "pause-image.tar"), "node-tools pause-image"
+	}
+	for _, name := range names {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-			return "", fmt.Errorf("%s not found in %q: run `make tools` or set %s", name, dir, BinDirEnv)
+			return "", fmt.Errorf("%s not found in %q: run `make %s` or set %s", name, dir, target, BinDirEnv)
 		}
 	}
 	return filepath.Abs(dir)
@@ -209,27 +248,34 @@ func (e *Env) startAPIServer(ctx context.Context, opts Options) error {
 	if port == 0 {
 		return errors.New("no free port for kube-apiserver")
 	}
-	e.APIServerURL = fmt.Sprintf("https://127.0.0.1:%d", port)
-	p, err := e.start("kube-apiserver", []string{
+	e.APIServerURL = fmt.Sprintf("https://%s:%d", e.host, port)
+	args := []string{
 		"--etcd-servers", e.etcdURL,
 		"--cert-dir", certDir,
 		"--secure-port", fmt.Sprint(port),
-		"--bind-address", "127.0.0.1",
+		"--bind-address", e.host,
 		"--service-account-issuer", "https://kubernetes.default.svc",
 		"--service-account-key-file", saPub,
 		"--service-account-signing-key-file", saKey,
 		"--token-auth-file", tokenFile,
 		"--authorization-mode", "RBAC",
 		"--service-cluster-ip-range", "10.0.0.0/24",
-		// The ServiceAccount plugin serves Pods, and no Pods run here.
-		"--disable-admission-plugins", "ServiceAccount",
 		// Setting blockOwnerDeletion on an ownerReference then needs update on the owner's
 		// finalizers, as on OpenShift: RBAC tests prove the shipped roles allow what the controller
 		// writes.
 		"--enable-admission-plugins", "OwnerReferencesPermissionEnforcement",
 		"--max-requests-inflight", "1000",
 		"--max-mutating-requests-inflight", "500",
-	}, nil)
+	}
+	if e.node == nil {
+		// The ServiceAccount plugin serves Pods, and no Pods run without a node.
+		args = append(args, "--disable-admission-plugins", "ServiceAccount")
+	} else {
+		// Pods find the API server at the address it serves on; `kubectl logs` reaches the
+		// kubelet at the node's InternalIP (NodeGateway), not at its hostname.
+		args = append(args, "--advertise-address", e.host, "--kubelet-preferred-address-types", "InternalIP")
+	}
+	p, err := e.start("kube-apiserver", args, nil)
 	if err != nil {
 		return err
 	}
@@ -254,11 +300,11 @@ func (e *Env) startKumo(ctx context.Context, opts Options) error {
 	if port == 0 {
 		return errors.New("no free port for kumo")
 	}
-	e.SecretsManagerEndpoint = fmt.Sprintf("http://127.0.0.1:%d", port)
+	e.SecretsManagerEndpoint = fmt.Sprintf("http://%s:%d", e.host, port)
 	// Debug logging adds each request's body (one line after the request's own), which is how
 	// tests see what an STS AssumeRole asked for (EmulatorRequestBodies). It also prints the
 	// values tests store: test values only, and only in kumo's own log.
-	p, err := e.start("kumo", nil, []string{"KUMO_HOST=127.0.0.1", fmt.Sprintf("KUMO_PORT=%d", port), "AWS_DEFAULT_REGION=" + Region, "KUMO_LOG_LEVEL=debug"})
+	p, err := e.start("kumo", nil, []string{"KUMO_HOST=" + e.host, fmt.Sprintf("KUMO_PORT=%d", port), "AWS_DEFAULT_REGION=" + Region, "KUMO_LOG_LEVEL=debug"})
 	if err != nil {
 		return err
 	}
@@ -414,10 +460,19 @@ func (e *Env) Stop() error {
 	e.procs = nil
 	e.mu.Unlock()
 	var errs []error
+	// The node first, while the API server still answers: its Pods are removed through it.
+	if err := e.stopNode(); err != nil {
+		errs = append(errs, err)
+	}
 	for i := len(procs) - 1; i >= 0; i-- {
 		if _, err := procs[i].stop(10 * time.Second); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	// The bridge goes after every process that listens on its address: a connection to an
+	// address that is gone can no longer even be closed.
+	if err := e.releaseNode(); err != nil {
+		errs = append(errs, err)
 	}
 	if e.removeDir {
 		if err := os.RemoveAll(e.Dir); err != nil {

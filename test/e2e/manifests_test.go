@@ -3,19 +3,30 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math"
+	"net"
+	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -30,6 +41,10 @@ const (
 	controllerNamespace = "aws-secret-controller"
 	// controllerName names the ServiceAccount, Role, ClusterRole and bindings of the manifests.
 	controllerName = "aws-secret-controller"
+	// releaseImage is the repository the release workflow pushes to; the manifests pin a tag of it.
+	releaseImage = "ghcr.io/mumoshu/aws-secret-controller"
+	// metricsServiceName names the Service in front of the replicas' /metrics.
+	metricsServiceName = "aws-secret-controller-metrics"
 )
 
 var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
@@ -51,6 +66,49 @@ func TestManifestsCRDInstalledSeparately(t *testing.T) {
 			t.Errorf("%s renders %s: uninstalling it would delete every AWSSecret", dir, describe(crds))
 		}
 	}
+}
+
+// TestManifestsDeploymentSafeguards checks what an operator expects of the shipped Deployment in
+// both variants, as rendered and, for the namespaced variant applied into a namespace, as the API
+// server stores it: a pinned release image, probes and a Service on the container's named ports
+// (and on the ports the flags bind), replicas spread over nodes without ever staying Pending, a
+// PodDisruptionBudget that covers exactly the Deployment's Pods, and memory sized above the peak
+// RSS that docs/benchmarks*.md measured, with GOMEMLIMIT between that peak and the limit.
+func TestManifestsDeploymentSafeguards(t *testing.T) {
+	ctx := context.Background()
+	peak := benchmarkPeakRSS(t)
+	for name, dir := range map[string]string{
+		"cluster-wide": filepath.Join(repoRoot, "manifests"),
+		"namespaced":   filepath.Join(repoRoot, "manifests", "namespaced"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			checkWorkload(t, renderedWorkload(t, render(t, dir)), peak)
+		})
+	}
+
+	// The API server accepts the objects and keeps every field the checks read: a field it did
+	// not know would be refused by kubectl's strict field validation or dropped here.
+	ns := newNamespace(t, "manifests-safeguards")
+	overlay := namespacedOverlay(t, ns)
+	kubectl(t, "", "apply", "-k", overlay)
+	t.Cleanup(func() { _, _ = env.Kubectl(ctx, "", "delete", "-k", overlay, "--wait=false", "--ignore-not-found") })
+	var stored workload
+	d, err := kube.AppsV1().Deployments(ns).Get(ctx, controllerName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored.deployment = *d
+	pdbs, err := kube.PolicyV1().PodDisruptionBudgets(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored.pdbs = pdbs.Items
+	services, err := kube.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored.services = services.Items
+	t.Run("namespaced-as-stored", func(t *testing.T) { checkWorkload(t, stored, peak) })
 }
 
 // TestNamespacedUninstallKeepsUserNamespace follows the README for the namespaced variant in a
@@ -273,6 +331,261 @@ func describe(objs []*unstructured.Unstructured) string {
 		names = append(names, obj.GetKind()+"/"+obj.GetName())
 	}
 	return fmt.Sprintf("%v", names)
+}
+
+// workload is the controller's Deployment and the objects that serve it.
+type workload struct {
+	deployment appsv1.Deployment
+	pdbs       []policyv1.PodDisruptionBudget
+	services   []corev1.Service
+}
+
+// renderedWorkload picks the workload out of rendered manifests.
+func renderedWorkload(t *testing.T, objs []*unstructured.Unstructured) workload {
+	t.Helper()
+	var w workload
+	deployments := ofKind(objs, "Deployment")
+	if len(deployments) != 1 {
+		t.Fatalf("rendered %s, want one Deployment", describe(objs))
+	}
+	fromUnstructured(t, deployments[0], &w.deployment)
+	for _, obj := range ofKind(objs, "PodDisruptionBudget") {
+		var pdb policyv1.PodDisruptionBudget
+		fromUnstructured(t, obj, &pdb)
+		w.pdbs = append(w.pdbs, pdb)
+	}
+	for _, obj := range ofKind(objs, "Service") {
+		var svc corev1.Service
+		fromUnstructured(t, obj, &svc)
+		w.services = append(w.services, svc)
+	}
+	return w
+}
+
+func fromUnstructured(t *testing.T, obj *unstructured.Unstructured, into any) {
+	t.Helper()
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, into); err != nil {
+		t.Fatalf("%s/%s: %v", obj.GetKind(), obj.GetName(), err)
+	}
+}
+
+// releaseTag is what the release workflow tags an image with (it runs on tags v*).
+var releaseTag = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$`)
+
+// checkWorkload holds w to what the manifests promise; peakRSS is the highest RSS measured.
+func checkWorkload(t *testing.T, w workload, peakRSS resource.Quantity) {
+	t.Helper()
+	d := w.deployment
+	pods := labels.Set(d.Spec.Template.Labels)
+	i := slices.IndexFunc(d.Spec.Template.Spec.Containers, func(c corev1.Container) bool { return c.Name == "controller" })
+	if i < 0 {
+		t.Fatalf("Deployment/%s has no container named controller", d.Name)
+	}
+	c := d.Spec.Template.Spec.Containers[i]
+
+	// The image: a pinned release (tag or digest), never a moving tag, never pulled on every start.
+	ref, digest, hasDigest := strings.Cut(c.Image, "@")
+	repo, tag, hasTag := strings.Cut(ref, ":")
+	switch {
+	case repo != releaseImage:
+		t.Errorf("image %q, want %s:<release tag>", c.Image, releaseImage)
+	case !hasTag && !hasDigest:
+		t.Errorf("image %q has neither tag nor digest: that is :latest", c.Image)
+	case hasTag && !releaseTag.MatchString(tag):
+		t.Errorf("image %q: tag %q is not a release tag (v<major>.<minor>.<patch>)", c.Image, tag)
+	case hasDigest && !strings.HasPrefix(digest, "sha256:"):
+		t.Errorf("image %q: digest %q is not sha256", c.Image, digest)
+	}
+	if c.ImagePullPolicy != corev1.PullIfNotPresent {
+		t.Errorf("imagePullPolicy %q, want %q", c.ImagePullPolicy, corev1.PullIfNotPresent)
+	}
+
+	// Named ports, on the ports the flags bind, and probes and the metrics Service that use the names.
+	ports := map[string]int32{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+	for name, flag := range map[string]string{"metrics": "--metrics-bind-address", "health": "--health-probe-bind-address"} {
+		port, ok := ports[name]
+		if !ok {
+			t.Errorf("no container port named %s: %v", name, c.Ports)
+			continue
+		}
+		if bound := flagPort(t, c.Args, flag); bound != port {
+			t.Errorf("%s binds port %d, the container port named %s is %d", flag, bound, name, port)
+		}
+	}
+	for what, p := range map[string]struct {
+		probe *corev1.Probe
+		path  string
+	}{"livenessProbe": {c.LivenessProbe, "/healthz"}, "readinessProbe": {c.ReadinessProbe, "/readyz"}} {
+		switch {
+		case p.probe == nil || p.probe.HTTPGet == nil:
+			t.Errorf("%s is not an HTTP GET: %+v", what, p.probe)
+		case p.probe.HTTPGet.Path != p.path:
+			t.Errorf("%s path %q, want %q", what, p.probe.HTTPGet.Path, p.path)
+		case p.probe.HTTPGet.Port.Type != intstr.String || p.probe.HTTPGet.Port.StrVal != "health":
+			t.Errorf("%s port %s, want the named port health", what, p.probe.HTTPGet.Port.String())
+		}
+	}
+	j := slices.IndexFunc(w.services, func(s corev1.Service) bool { return s.Name == metricsServiceName })
+	if j < 0 {
+		t.Errorf("no Service/%s", metricsServiceName)
+	} else {
+		svc := w.services[j]
+		if len(svc.Spec.Selector) == 0 || !labels.SelectorFromSet(svc.Spec.Selector).Matches(pods) || svc.Namespace != d.Namespace {
+			t.Errorf("Service/%s in %q selects %v, want the Deployment's Pods %v in %q", svc.Name, svc.Namespace, svc.Spec.Selector, pods, d.Namespace)
+		}
+		k := slices.IndexFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == "metrics" })
+		if k < 0 || svc.Spec.Ports[k].TargetPort != intstr.FromString("metrics") {
+			t.Errorf("Service/%s ports %+v, want one named metrics with targetPort metrics", svc.Name, svc.Spec.Ports)
+		}
+	}
+
+	// Spread over nodes, but never at the price of a Pending replica (a one-node cluster).
+	spread := d.Spec.Template.Spec.TopologySpreadConstraints
+	if !slices.ContainsFunc(spread, func(c corev1.TopologySpreadConstraint) bool {
+		return c.TopologyKey == corev1.LabelHostname && c.MaxSkew == 1
+	}) {
+		t.Errorf("no topology spread over %s with maxSkew 1: %+v", corev1.LabelHostname, spread)
+	}
+	for _, c := range spread {
+		if c.WhenUnsatisfiable != corev1.ScheduleAnyway {
+			t.Errorf("topology spread over %s is %s: a replica would stay Pending where it cannot spread", c.TopologyKey, c.WhenUnsatisfiable)
+		}
+		if sel, err := metav1.LabelSelectorAsSelector(c.LabelSelector); err != nil || sel.Empty() || !sel.Matches(pods) {
+			t.Errorf("topology spread over %s counts %v (%v), want the Deployment's Pods %v", c.TopologyKey, c.LabelSelector, err, pods)
+		}
+	}
+
+	// One PodDisruptionBudget for exactly the Deployment's Pods: an empty or wider selector would
+	// count (and block evictions of) other Pods of the namespace.
+	if len(w.pdbs) != 1 {
+		t.Errorf("%d PodDisruptionBudgets, want 1", len(w.pdbs))
+	} else {
+		pdb := w.pdbs[0]
+		if pdb.Spec.MaxUnavailable == nil || *pdb.Spec.MaxUnavailable != intstr.FromInt32(1) || pdb.Spec.MinAvailable != nil {
+			t.Errorf("PodDisruptionBudget/%s maxUnavailable %v, minAvailable %v, want maxUnavailable 1 only", pdb.Name, pdb.Spec.MaxUnavailable, pdb.Spec.MinAvailable)
+		}
+		if sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector); err != nil || sel.Empty() || !sel.Matches(pods) ||
+			!equality.Semantic.DeepEqual(pdb.Spec.Selector, d.Spec.Selector) || pdb.Namespace != d.Namespace {
+			t.Errorf("PodDisruptionBudget/%s in %q selects %v (%v), want the Deployment's selector %v in %q", pdb.Name, pdb.Namespace, pdb.Spec.Selector, err, d.Spec.Selector, d.Namespace)
+		}
+		if p := pdb.Spec.UnhealthyPodEvictionPolicy; p == nil || *p != policyv1.AlwaysAllow {
+			t.Errorf("PodDisruptionBudget/%s unhealthyPodEvictionPolicy %v, want AlwaysAllow (a crash-looping replica must not block a drain)", pdb.Name, p)
+		}
+	}
+
+	// Resources: requests within limits, memory requested for the measured peak, GOMEMLIMIT
+	// above that peak (else the GC runs hot at the measured load) and ~80% of the limit.
+	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		req, hasReq := c.Resources.Requests[r]
+		limit, hasLimit := c.Resources.Limits[r]
+		if !hasReq || (r == corev1.ResourceMemory && !hasLimit) {
+			t.Errorf("%s: requests %v, limits %v: want both", r, c.Resources.Requests, c.Resources.Limits)
+		} else if hasLimit && req.Cmp(limit) > 0 {
+			t.Errorf("%s: request %s above limit %s", r, req.String(), limit.String())
+		}
+	}
+	reqMem, limitMem := c.Resources.Requests.Memory(), c.Resources.Limits.Memory()
+	if reqMem.Cmp(peakRSS) < 0 {
+		t.Errorf("requests.memory %s is below the benchmark's peak RSS %s", reqMem.String(), mib(peakRSS))
+	}
+	k := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" })
+	if k < 0 {
+		t.Errorf("no GOMEMLIMIT in %v", c.Env)
+		return
+	}
+	memLimit, err := parseGoMemLimit(c.Env[k].Value)
+	if err != nil {
+		t.Errorf("GOMEMLIMIT %q: %v", c.Env[k].Value, err)
+		return
+	}
+	if lo, hi := 0.7*float64(limitMem.Value()), 0.9*float64(limitMem.Value()); float64(memLimit) < lo || float64(memLimit) > hi {
+		t.Errorf("GOMEMLIMIT %s is %.0f%% of limits.memory %s, want 70–90%%", c.Env[k].Value, 100*float64(memLimit)/float64(limitMem.Value()), limitMem.String())
+	}
+	if memLimit <= peakRSS.Value() {
+		t.Errorf("GOMEMLIMIT %s is not above the benchmark's peak RSS %s", c.Env[k].Value, mib(peakRSS))
+	}
+}
+
+func mib(q resource.Quantity) string { return fmt.Sprintf("%.1f MiB", float64(q.Value())/(1<<20)) }
+
+// flagPort is the port of a --flag=host:port argument.
+func flagPort(t *testing.T, args []string, flag string) int32 {
+	t.Helper()
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, flag+"="); ok {
+			_, port, err := net.SplitHostPort(v)
+			if err != nil {
+				t.Fatalf("%s: %v", a, err)
+			}
+			n, err := strconv.ParseInt(port, 10, 32)
+			if err != nil {
+				t.Fatalf("%s: %v", a, err)
+			}
+			return int32(n)
+		}
+	}
+	t.Fatalf("no %s= in %v", flag, args)
+	return 0
+}
+
+// parseGoMemLimit reads GOMEMLIMIT as the Go runtime does: a byte count with an optional unit
+// B, KiB, MiB, GiB or TiB.
+func parseGoMemLimit(s string) (int64, error) {
+	for _, u := range []struct {
+		suffix string
+		shift  uint
+	}{{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}, {"B", 0}} {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			v, err := strconv.ParseUint(n, 10, int(63-u.shift))
+			return int64(v) << u.shift, err
+		}
+	}
+	v, err := strconv.ParseUint(s, 10, 63)
+	return int64(v), err
+}
+
+// benchmarkPeakRSS is the highest "RSS MiB (peak)" that docs/benchmarks*.md report, the figure
+// the Deployment's memory is sized from.
+func benchmarkPeakRSS(t *testing.T) resource.Quantity {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(repoRoot, "docs", "benchmarks*.md"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no docs/benchmarks*.md (%v)", err)
+	}
+	inParens := regexp.MustCompile(`\(([0-9.]+)\)`)
+	peak := 0.0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		column := -1
+		for line := range strings.Lines(string(b)) {
+			cells := strings.Split(line, "|")
+			if i := slices.IndexFunc(cells, func(c string) bool { return strings.TrimSpace(c) == "RSS MiB (peak)" }); i >= 0 {
+				column = i
+				continue
+			}
+			if column < 0 || column >= len(cells) {
+				column = -1 // the table ended
+				continue
+			}
+			if m := inParens.FindStringSubmatch(cells[column]); m != nil {
+				v, err := strconv.ParseFloat(m[1], 64)
+				if err != nil {
+					t.Fatalf("%s: %q: %v", f, line, err)
+				}
+				peak = max(peak, v)
+			}
+		}
+	}
+	if peak == 0 {
+		t.Fatalf("no \"RSS MiB (peak)\" figure in %v", files)
+	}
+	return *resource.NewQuantity(int64(math.Ceil(peak*(1<<20))), resource.BinarySI)
 }
 
 // ownedSecret is a Secret whose controller is the AWSSecret, as the controller writes it.

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+const ref = "ghcr.io/mumoshu/aws-secret-controller:v0.1.0"
+
+// TestControllerImage builds the controller's image as `make image` does, for both platforms,
+// and checks what `ctr images import`, `docker load` and a registry get from the tarball.
+func TestControllerImage(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "image.tar")
+	args := []string{"--repo", "../../..", "--ref", ref, "--version", "v0.1.0", "--commit", "0123abcd", "--out", out}
+	if err := run(context.Background(), "build", args); err != nil {
+		t.Fatal(err)
+	}
+	idx, imageName, cleanup, err := readFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cleanup)
+
+	t.Run("index.json names the image", func(t *testing.T) {
+		var top v1.IndexManifest
+		if err := json.Unmarshal(tarEntry(t, out, "index.json"), &top); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"org.opencontainers.image.ref.name": "v0.1.0", "io.containerd.image.name": ref}
+		if len(top.Manifests) != 1 || !cmp.Equal(top.Manifests[0].Annotations, want) {
+			t.Errorf("index.json = %+v, want one entry annotated %v", top, want)
+		}
+		if imageName != ref {
+			t.Errorf("readFile named %q, want %q", imageName, ref)
+		}
+	})
+
+	labels := map[string]string{
+		"org.opencontainers.image.source":   "https://github.com/mumoshu/aws-secret-controller",
+		"org.opencontainers.image.revision": "0123abcd",
+		"org.opencontainers.image.version":  "v0.1.0",
+	}
+	t.Run("one OCI image per platform", func(t *testing.T) {
+		im, err := idx.IndexManifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if im.MediaType != types.OCIImageIndex || !cmp.Equal(im.Annotations, labels) {
+			t.Errorf("index: media type %s, annotations %v; want %s, %v", im.MediaType, im.Annotations, types.OCIImageIndex, labels)
+		}
+		var platforms []string
+		for _, m := range im.Manifests {
+			platforms = append(platforms, m.Platform.String())
+			img, err := idx.Image(m.Digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := img.ConfigFile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Fixed times, not the build's: a literal here, since a clock read once per process
+			// would also give two builds in this test the same bytes.
+			if !cfg.Created.Equal(time.Unix(0, 0)) {
+				t.Errorf("%s: created %s, want the Unix epoch", m.Platform, cfg.Created)
+			}
+			if cfg.OS != m.Platform.OS || cfg.Architecture != m.Platform.Architecture {
+				t.Errorf("%s: config says %s/%s", m.Platform, cfg.OS, cfg.Architecture)
+			}
+			if m.MediaType != types.OCIManifestSchema1 {
+				t.Errorf("%s: manifest media type %s", m.Platform, m.MediaType)
+			}
+			wantConfig := v1.Config{Entrypoint: []string{"/aws-secret-controller"}, User: "65532:65532", Labels: labels}
+			if diff := cmp.Diff(wantConfig, cfg.Config); diff != "" {
+				t.Errorf("%s: config (-want +got):\n%s", m.Platform, diff)
+			}
+			hdr, bin := onlyFile(t, img)
+			if hdr.Name != "aws-secret-controller" || hdr.Mode != 0o755 || hdr.Uid != 0 || !hdr.ModTime.Equal(time.Unix(0, 0)) {
+				t.Errorf("%s: layer holds %s mode %o uid %d mtime %s, want aws-secret-controller mode 755 uid 0 at the epoch",
+					m.Platform, hdr.Name, hdr.Mode, hdr.Uid, hdr.ModTime)
+			}
+			if m.Platform.OS == runtime.GOOS && m.Platform.Architecture == runtime.GOARCH {
+				got := runBinary(t, bin, "--version")
+				if want := "aws-secret-controller v0.1.0 (commit 0123abcd, "; !strings.HasPrefix(got, want) {
+					t.Errorf("the image's binary --version = %q, want %q...", got, want)
+				}
+			}
+		}
+		if want := []string{"linux/amd64", "linux/arm64"}; !cmp.Equal(platforms, want) {
+			t.Errorf("platforms %v, want %v", platforms, want)
+		}
+	})
+
+	t.Run("manifest.json for docker load", func(t *testing.T) {
+		var m []struct {
+			Config   string
+			RepoTags []string
+			Layers   []string
+		}
+		if err := json.Unmarshal(tarEntry(t, out, "manifest.json"), &m); err != nil {
+			t.Fatal(err)
+		}
+		if len(m) != 1 || !cmp.Equal(m[0].RepoTags, []string{ref}) || len(m[0].Layers) != 1 {
+			t.Fatalf("manifest.json = %+v, want one image tagged %s with one layer", m, ref)
+		}
+		var cfg v1.ConfigFile
+		if err := json.Unmarshal(tarEntry(t, out, m[0].Config), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if runtime.GOOS == "linux" && cfg.Architecture != runtime.GOARCH {
+			t.Errorf("manifest.json names the %s image, want the host's %s", cfg.Architecture, runtime.GOARCH)
+		}
+		tarEntry(t, out, m[0].Layers[0])
+	})
+
+	t.Run("reproducible", func(t *testing.T) {
+		again := filepath.Join(dir, "again.tar")
+		if err := run(context.Background(), "build", append(args, "--out", again)); err != nil {
+			t.Fatal(err)
+		}
+		a, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(again)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a, b) {
+			t.Error("a second build of the same inputs wrote a different tarball")
+		}
+	})
+
+	t.Run("push", func(t *testing.T) {
+		t.Setenv("DOCKER_CONFIG", t.TempDir()) // no credentials: the test registry takes anyone
+		reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+		defer reg.Close()
+		to := strings.TrimPrefix(reg.URL, "http://") + "/mumoshu/aws-secret-controller:v0.1.0"
+		if err := run(context.Background(), "push", []string{"--in", out, "--ref", to}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := name.ParseReference(to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pushed, err := remote.Index(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := idx.Digest()
+		if got, _ := pushed.Digest(); got != want {
+			t.Errorf("registry has %s, want %s", got, want)
+		}
+		// A node pulls its platform's image, layer included.
+		img, err := remote.Image(r, remote.WithPlatform(v1.Platform{OS: "linux", Architecture: "arm64"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hdr, _ := onlyFile(t, img); hdr.Name != "aws-secret-controller" {
+			t.Errorf("pulled layer holds %s", hdr.Name)
+		}
+	})
+}
+
+// TestPauseImage builds the test node's sandbox image for the host and runs its binary: it
+// waits until SIGTERM and then exits 0.
+func TestPauseImage(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "pause.tar")
+	if err := run(context.Background(), "pause", []string{"--platforms", "linux/" + runtime.GOARCH, "--out", out}); err != nil {
+		t.Fatal(err)
+	}
+	idx, imageName, cleanup, err := readFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	if imageName != "registry.k8s.io/pause:3.10" {
+		t.Errorf("named %q", imageName)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := idx.Image(im.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Config.User != "65535:65535" || !cmp.Equal(cfg.Config.Entrypoint, []string{"/pause"}) {
+		t.Errorf("config %+v, want /pause as 65535:65535", cfg.Config)
+	}
+	hdr, bin := onlyFile(t, img)
+	if hdr.Name != "pause" || hdr.Mode != 0o755 {
+		t.Errorf("layer holds %s mode %o", hdr.Name, hdr.Mode)
+	}
+	if runtime.GOOS != "linux" {
+		return
+	}
+	path := filepath.Join(t.TempDir(), "pause")
+	if err := os.WriteFile(path, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(path)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		t.Fatalf("pause exited before SIGTERM: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("pause on SIGTERM: %v, want exit 0", err)
+		}
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("pause did not exit within 10s of SIGTERM")
+	}
+}
+
+// tarEntry returns the file called name in the tarball at path.
+func tarEntry(t *testing.T, path, name string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s in %s: %v", name, path, err)
+		}
+		if h.Name == name {
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+	}
+}
+
+// onlyFile returns the one file in img's one layer.
+func onlyFile(t *testing.T, img v1.Image) (*tar.Header, []byte) {
+	t.Helper()
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("%d layers, %v; want 1", len(layers), err)
+	}
+	if mt, _ := layers[0].MediaType(); mt != types.OCILayer {
+		t.Errorf("layer media type %s, want %s", mt, types.OCILayer)
+	}
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	h, err := tr.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next, err := tr.Next(); err != io.EOF {
+		t.Errorf("layer holds more than %s: %v %v", h.Name, next, err)
+	}
+	return h, b
+}
+
+// runBinary writes bin to a file, runs it with args and returns what it printed.
+func runBinary(t *testing.T, bin []byte, args ...string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "bin")
+	if err := os.WriteFile(path, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(path, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}

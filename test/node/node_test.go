@@ -1,0 +1,472 @@
+//go:build linux
+
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
+	"github.com/mumoshu/aws-secret-controller/pkg/tenancy"
+	"github.com/mumoshu/aws-secret-controller/pkg/testenv"
+)
+
+const (
+	// controllerNamespace and controllerName are the cluster-wide install's (manifests/).
+	controllerNamespace = "aws-secret-controller"
+	controllerName      = "aws-secret-controller"
+	selector            = "app.kubernetes.io/name=aws-secret-controller"
+)
+
+var (
+	installOnce sync.Once
+	installErr  string
+)
+
+// overlay writes the overlay over a shipped variant (a folder of manifests/) that the stack
+// needs, with the local build of the image, and returns its folder.
+func overlay(t *testing.T, variant, namespace string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := env.WriteInstallOverlay(dir, filepath.Join(repoRoot, variant), namespace, controllerImage); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// installed installs the CRD and the cluster-wide variant once, as the README says, and waits
+// for both replicas to be Ready.
+func installed(t *testing.T) {
+	t.Helper()
+	installOnce.Do(func() {
+		ok := t.Run("install", func(t *testing.T) {
+			kubectl(t, "", "apply", "--server-side", "-k", filepath.Join(repoRoot, "manifests", "crd"))
+			kubectl(t, "", "wait", "--for=condition=Established", "crd/awssecrets.mumoshu.github.io")
+			// The shipped install runs --namespace-policy=allow-list.
+			kubectl(t, "", "annotate", "--overwrite", "namespace", "default", tenancy.AnnotationAllowedSecretIDs+"=prod/*")
+			kubectl(t, "", "apply", "-k", overlay(t, "manifests", ""))
+			waitReady(t, controllerNamespace, 2)
+		})
+		if !ok {
+			installErr = "the install failed (see the install subtest)"
+		}
+	})
+	if installErr != "" {
+		t.Fatal(installErr)
+	}
+}
+
+// waitReady waits until the controller's Deployment in ns has exactly n Pods, all of the
+// current template and Ready.
+func waitReady(t *testing.T, ns string, n int32) {
+	t.Helper()
+	ctx := context.Background()
+	eventually(t, 3*time.Minute, fmt.Sprintf("%d controller replicas Ready in %s", n, ns), func() (bool, string) {
+		d, err := kube.AppsV1().Deployments(ns).Get(ctx, controllerName, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return false, err.Error()
+		}
+		s := d.Status
+		return d.Status.ObservedGeneration >= d.Generation && s.Replicas == n && s.UpdatedReplicas == n &&
+				s.ReadyReplicas == n && len(pods.Items) == int(n),
+			fmt.Sprintf("status %+v, %d pods; events: %s", s, len(pods.Items), events(ns))
+	})
+}
+
+// events summarises the warnings in a namespace, for failure messages.
+func events(ns string) string {
+	list, err := kube.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "type=Warning"})
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, e := range list.Items {
+		out = append(out, fmt.Sprintf("%s/%s %s: %s", e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, e.Message))
+	}
+	return strings.Join(out, "; ")
+}
+
+// leader returns the name of the Pod holding the Lease in ns ("" if none).
+func leader(t *testing.T, ns string) string {
+	t.Helper()
+	lease, err := kube.CoordinationV1().Leases(ns).Get(context.Background(), controllerName, metav1.GetOptions{})
+	if err != nil || lease.Spec.HolderIdentity == nil {
+		return ""
+	}
+	// The identity is <hostname>_<uuid>, and a Pod's hostname is its name.
+	pod, _, _ := strings.Cut(*lease.Spec.HolderIdentity, "_")
+	return pod
+}
+
+// awsSecret creates an AWSSecret for secretID's version in ns.
+func awsSecret(t *testing.T, ns, name, secretID, versionID string) {
+	t.Helper()
+	_, err := client.MumoshuV1alpha1().AWSSecrets(ns).Create(context.Background(), &v1alpha1.AWSSecret{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1alpha1.AWSSecretSpec{StringDataFrom: &v1alpha1.DataSource{
+			SecretsManagerSecretRef: v1alpha1.SecretsManagerSecretRef{SecretID: secretID, VersionID: versionID},
+		}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bump points an AWSSecret at another version, as a commit that bumps versionId would.
+func bump(t *testing.T, ns, name, versionID string) {
+	t.Helper()
+	patch := fmt.Sprintf(`{"spec":{"stringDataFrom":{"secretsManagerSecretRef":{"versionId":%q}}}}`, versionID)
+	if _, err := client.MumoshuV1alpha1().AWSSecrets(ns).Patch(context.Background(), name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitSecret waits until the Secret ns/name holds value under key. Failures name digests only.
+func waitSecret(t *testing.T, ns, name, key, value string) {
+	t.Helper()
+	eventually(t, 2*time.Minute, fmt.Sprintf("Secret %s/%s holding %s=<%s>", ns, name, key, digest(value)), func() (bool, string) {
+		s, err := kube.CoreV1().Secrets(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return string(s.Data[key]) == value, fmt.Sprintf("%s=<%s>", key, digest(string(s.Data[key])))
+	})
+}
+
+// digest is testapp's name for a value: what its log shows instead of the value.
+func digest(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return hex.EncodeToString(sum[:8])
+}
+
+// TestInstall: the shipped manifests run as two Pods from the image; both pass their probes, one
+// holds the Lease, and the leader syncs the seed example.
+func TestInstall(t *testing.T) {
+	installed(t)
+	pods, err := kube.CoreV1().Pods(controllerNamespace).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, pod := range pods.Items {
+		names = append(names, pod.Name)
+		if got := pod.Spec.Containers[0].Image; got != controllerImage {
+			t.Errorf("Pod %s runs %s, want the local build %s", pod.Name, got, controllerImage)
+		}
+		if pod.Spec.NodeName != testenv.NodeName {
+			t.Errorf("Pod %s on node %q, want %s", pod.Name, pod.Spec.NodeName, testenv.NodeName)
+		}
+	}
+	eventually(t, time.Minute, "one controller Pod holding the Lease", func() (bool, string) {
+		l := leader(t, controllerNamespace)
+		for _, name := range names {
+			if l == name {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("holder %q, pods %v", l, names)
+	})
+
+	// The seed example, verbatim but for the versionId, which the emulator chooses.
+	value := newValue("seed")
+	v1 := createSecret(t, "prod/mysecret", fmt.Sprintf(`{"foo":%q}`, value))
+	example := strings.ReplaceAll(readFile(t, filepath.Join(repoRoot, "manifests", "example", "awssecret.yaml")), "c43e66cb-d0fe-44c5-9b7e-d450441a04be", v1)
+	kubectl(t, example, "apply", "-n", "default", "-f", "-")
+	waitSecret(t, "default", "example", "foo", value)
+}
+
+// TestApplicationPods: a Pod that mounts the Secret as a volume sees a bumped version in place; a
+// Deployment that reads it as an environment variable gets it after a rollout, made by the same
+// change putting the versionId into its Pod template (the version-bump recipe).
+func TestApplicationPods(t *testing.T) {
+	installed(t)
+	ctx := context.Background()
+	a, b := newValue("app-a"), newValue("app-b")
+	va := createSecret(t, "prod/app", fmt.Sprintf(`{"password":%q}`, a))
+	awsSecret(t, "default", "app", "prod/app", va)
+	waitSecret(t, "default", "app", "password", a)
+
+	app := corev1.Container{Name: "app", Image: appImage, ImagePullPolicy: corev1.PullNever,
+		SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: new(bool), ReadOnlyRootFilesystem: ptrTrue()}}
+	volumeApp := app
+	volumeApp.Env = []corev1.EnvVar{{Name: "FILE", Value: "/secret/password"}}
+	volumeApp.VolumeMounts = []corev1.VolumeMount{{Name: "secret", MountPath: "/secret", ReadOnly: true}}
+	if _, err := kube.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "volume-reader"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{volumeApp}, Volumes: []corev1.Volume{{
+			Name: "secret", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "app"}},
+		}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	envApp := app
+	envApp.Env = []corev1.EnvVar{{Name: "VALUE", ValueFrom: &corev1.EnvVarSource{
+		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "app"}, Key: "password"},
+	}}}
+	kubectl(t, envReaderDeployment(envApp, va), "apply", "-n", "default", "-f", "-")
+
+	waitLog(t, "volume-reader", "file="+digest(a))
+	envPodA := waitEnvReader(t, "", "env="+digest(a))
+
+	vb := putSecretValue(t, "prod/app", fmt.Sprintf(`{"password":%q}`, b))
+	bump(t, "default", "app", vb)
+	waitSecret(t, "default", "app", "password", b)
+	// In place: the kubelet rewrites the volume at the Pod's next sync.
+	waitLog(t, "volume-reader", "file="+digest(b))
+	// An environment variable changes only with a new Pod: the versionId in the template rolls it.
+	kubectl(t, envReaderDeployment(envApp, vb), "apply", "-n", "default", "-f", "-")
+	waitEnvReader(t, envPodA, "env="+digest(b))
+}
+
+func ptrTrue() *bool { v := true; return &v }
+
+// envReaderDeployment is an application Deployment whose Pod template carries the versionId it
+// was rendered for, as the version-bump recipe writes it.
+func envReaderDeployment(c corev1.Container, versionID string) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: env-reader
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: env-reader}
+  template:
+    metadata:
+      labels: {app: env-reader}
+      annotations:
+        aws-secret-controller.mumoshu.github.io/version-id: %q
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: app
+        image: %s
+        imagePullPolicy: Never
+        env:
+        - name: VALUE
+          valueFrom:
+            secretKeyRef: {name: app, key: password}
+`, versionID, c.Image)
+}
+
+// waitLog waits until a Pod in default has logged a line containing want.
+func waitLog(t *testing.T, pod, want string) {
+	t.Helper()
+	eventually(t, 2*time.Minute, fmt.Sprintf("Pod %s logging %q", pod, want), func() (bool, string) {
+		log, err := kube.CoreV1().Pods("default").GetLogs(pod, &corev1.PodLogOptions{}).DoRaw(context.Background())
+		if err != nil {
+			return false, err.Error()
+		}
+		return strings.Contains(string(log), want), string(log)
+	})
+}
+
+// waitEnvReader waits until a running env-reader Pod other than not has logged want, and
+// returns its name.
+func waitEnvReader(t *testing.T, not, want string) string {
+	t.Helper()
+	var found string
+	eventually(t, 2*time.Minute, fmt.Sprintf("a new env-reader Pod logging %q", want), func() (bool, string) {
+		pods, err := kube.CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{LabelSelector: "app=env-reader"})
+		if err != nil {
+			return false, err.Error()
+		}
+		var seen []string
+		for _, pod := range pods.Items {
+			if pod.Name == not || pod.Status.Phase != corev1.PodRunning {
+				continue
+			}
+			log, err := kube.CoreV1().Pods("default").GetLogs(pod.Name, &corev1.PodLogOptions{}).DoRaw(context.Background())
+			if err == nil && strings.Contains(string(log), want) {
+				found = pod.Name
+				return true, ""
+			}
+			seen = append(seen, fmt.Sprintf("%s: %s", pod.Name, log))
+		}
+		return false, strings.Join(seen, "; ")
+	})
+	return found
+}
+
+// TestLeaderFailover: deleting the leader Pod hands the Lease to the other replica, which syncs a
+// versionId bump made right after the old leader is gone.
+func TestLeaderFailover(t *testing.T) {
+	installed(t)
+	ctx := context.Background()
+	before, after := newValue("failover-before"), newValue("failover-after")
+	v1 := createSecret(t, "prod/failover", fmt.Sprintf(`{"k":%q}`, before))
+	awsSecret(t, "default", "failover", "prod/failover", v1)
+	waitSecret(t, "default", "failover", "k", before)
+
+	old := leader(t, controllerNamespace)
+	if old == "" {
+		t.Fatal("no leader")
+	}
+	if err := kube.CoreV1().Pods(controllerNamespace).Delete(ctx, old, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Until it has exited, the old leader may still sync what it had begun.
+	eventually(t, 2*time.Minute, "the old leader Pod gone", func() (bool, string) {
+		_, err := kube.CoreV1().Pods(controllerNamespace).Get(ctx, old, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+	v2 := putSecretValue(t, "prod/failover", fmt.Sprintf(`{"k":%q}`, after))
+	bump(t, "default", "failover", v2)
+	waitSecret(t, "default", "failover", "k", after)
+	if now := leader(t, controllerNamespace); now == old || now == "" {
+		t.Errorf("Lease held by %q after the leader %s was deleted", now, old)
+	}
+	waitReady(t, controllerNamespace, 2)
+}
+
+// TestRestartCostsNoAWSCall: new controller Pods find every pinned version already in its Secret
+// and call Secrets Manager zero times, by the emulator's own log.
+func TestRestartCostsNoAWSCall(t *testing.T) {
+	installed(t)
+	ctx := context.Background()
+	all, err := client.MumoshuV1alpha1().AWSSecrets("").List(ctx, metav1.ListOptions{})
+	if err != nil || len(all.Items) == 0 {
+		t.Fatalf("want synced AWSSecrets to restart over, got %v (err %v)", all, err)
+	}
+	before, err := env.EmulatorRequests("GetSecretValue", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldPods := map[string]bool{}
+	pods, _ := kube.CoreV1().Pods(controllerNamespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	for _, pod := range pods.Items {
+		oldPods[pod.Name] = true
+	}
+
+	kubectl(t, "", "rollout", "restart", "-n", controllerNamespace, "deployment/"+controllerName)
+	waitReady(t, controllerNamespace, 2)
+	var podIP string
+	eventually(t, 2*time.Minute, "a new Pod leading and done with its first pass over every AWSSecret", func() (bool, string) {
+		l := leader(t, controllerNamespace)
+		if l == "" || oldPods[l] {
+			return false, fmt.Sprintf("leader %q", l)
+		}
+		pod, err := kube.CoreV1().Pods(controllerNamespace).Get(ctx, l, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		podIP = pod.Status.PodIP
+		syncs, err := testenv.ScrapeMetric(ctx, "http://"+net.JoinHostPort(podIP, "8080")+"/metrics", "aws_secret_controller_syncs_total", nil)
+		if err != nil {
+			return false, err.Error()
+		}
+		return syncs >= float64(len(all.Items)), fmt.Sprintf("leader %s: %v syncs of %d AWSSecrets", l, syncs, len(all.Items))
+	})
+	after, err := env.EmulatorRequests("GetSecretValue", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after != before {
+		t.Errorf("restarting the controller Pods cost %d GetSecretValue calls, want 0", after-before)
+	}
+	calls, err := testenv.ScrapeMetric(ctx, "http://"+net.JoinHostPort(podIP, "8080")+"/metrics", "aws_secret_controller_aws_api_calls_total", nil)
+	if err != nil || calls != 0 {
+		t.Errorf("the new leader counts %v AWS calls (err %v), want 0", calls, err)
+	}
+}
+
+// TestGarbageCollection: deleting an AWSSecret deletes its Secret, by kube-controller-manager's
+// garbage collector following the ownerReference.
+func TestGarbageCollection(t *testing.T) {
+	installed(t)
+	ctx := context.Background()
+	value := newValue("gc")
+	awsSecret(t, "default", "collected", "prod/gc", createSecret(t, "prod/gc", fmt.Sprintf(`{"k":%q}`, value)))
+	waitSecret(t, "default", "collected", "k", value)
+	if err := client.MumoshuV1alpha1().AWSSecrets("default").Delete(ctx, "collected", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, "the garbage collector deleting Secret collected", func() (bool, string) {
+		_, err := kube.CoreV1().Secrets("default").Get(ctx, "collected", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+}
+
+// TestNamespacedVariant: manifests/namespaced installed for a namespace the test creates serves
+// that namespace and no other. The cluster-wide install is scaled to zero meanwhile, so only the
+// namespaced controller could sync anything.
+func TestNamespacedVariant(t *testing.T) {
+	installed(t)
+	ctx := context.Background()
+	kubectl(t, "", "scale", "-n", controllerNamespace, "deployment/"+controllerName, "--replicas=0")
+	t.Cleanup(func() {
+		kubectl(t, "", "scale", "-n", controllerNamespace, "deployment/"+controllerName, "--replicas=2")
+		waitReady(t, controllerNamespace, 2)
+	})
+	eventually(t, 2*time.Minute, "the cluster-wide controller scaled to zero", func() (bool, string) {
+		pods, err := kube.CoreV1().Pods(controllerNamespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		return err == nil && len(pods.Items) == 0, fmt.Sprintf("%d pods (err %v)", len(pods.Items), err)
+	})
+
+	served, other := "team-served", "team-other"
+	for _, ns := range []string{served, other} {
+		kubectl(t, "", "create", "namespace", ns)
+	}
+	value := newValue("team")
+	version := createSecret(t, "team/db", fmt.Sprintf(`{"k":%q}`, value))
+	awsSecret(t, other, "db", "team/db", version)
+	awsSecret(t, served, "db", "team/db", version)
+
+	install := overlay(t, filepath.Join("manifests", "namespaced"), served)
+	kubectl(t, "", "apply", "-k", install)
+	t.Cleanup(func() { kubectl(t, "", "delete", "-k", install, "--wait") })
+	waitReady(t, served, 2)
+	waitSecret(t, served, "db", "k", value)
+	// The namespaced controller has synced its namespace; the other was there first and is not
+	// its to read.
+	if _, err := kube.CoreV1().Secrets(other).Get(ctx, "db", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("Secret %s/db: err = %v, want NotFound: the namespaced install served another namespace", other, err)
+	}
+	if a, err := client.MumoshuV1alpha1().AWSSecrets(other).Get(ctx, "db", metav1.GetOptions{}); err != nil || len(a.Status.Conditions) != 0 {
+		t.Errorf("AWSSecret %s/db has status %+v (err %v), want none", other, a.Status, err)
+	}
+}
+
+// TestNoSecretValueInPodLogs: nothing any controller Pod logged holds a value the tests stored.
+func TestNoSecretValueInPodLogs(t *testing.T) {
+	installed(t)
+	ctx := context.Background()
+	pods, err := kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil || len(pods.Items) == 0 {
+		t.Fatalf("controller Pods: %v (err %v)", pods, err)
+	}
+	secretValuesMu.Lock()
+	values := append([]string(nil), secretValues...)
+	secretValuesMu.Unlock()
+	for _, pod := range pods.Items {
+		if pod.DeletionTimestamp != nil || pod.Status.Phase != corev1.PodRunning {
+			continue // its containers may be gone already
+		}
+		log, err := kube.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+		if err != nil {
+			t.Fatalf("%v: %s\n%s", err, log, env.LogTail("kubelet", 20))
+		}
+		for i, v := range values {
+			if strings.Contains(string(log), v) {
+				t.Errorf("Pod %s/%s logged stored value #%d", pod.Namespace, pod.Name, i)
+			}
+		}
+	}
+}
