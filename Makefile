@@ -85,7 +85,7 @@ vet:
 # with the shipped manifests, as Pods on a real kubelet and containerd), all with the race
 # detector; the image tool's tests; then a short fuzz.
 test: verify vet node-tools build image pause-image testapp-image
-	AWS_SECRET_CONTROLLER_BIN_DIR=$(BIN) $(GO) test -race -count=1 $(TESTFLAGS) ./...
+	AWS_SECRET_CONTROLLER_BIN_DIR=$(BIN) $(GO) test -race -count=1 -timeout 30m $(TESTFLAGS) ./...
 	$(MAKE) image-test
 	$(MAKE) fuzz
 
