@@ -9,12 +9,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/mumoshu/aws-secret-controller/pkg/testenv"
@@ -23,8 +21,6 @@ import (
 // The cluster-wide install's (manifests/).
 const (
 	controllerNamespace = "aws-secret-controller"
-	controllerName      = "aws-secret-controller"
-	controllerSelector  = "app.kubernetes.io/name=aws-secret-controller"
 	controllerReplicas  = 2
 )
 
@@ -64,34 +60,9 @@ func install(ctx context.Context, out io.Writer, step func(string, ...any), env 
 	}
 
 	step("Waiting for the Deployment's %d replicas to be Ready and one of them to take the Lease", controllerReplicas)
-	kube := kubernetes.NewForConfigOrDie(env.Config)
-	var leader, last string
-	const timeout = 3 * time.Minute
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		d, err := kube.AppsV1().Deployments(controllerNamespace).Get(ctx, controllerName, metav1.GetOptions{})
-		if err != nil {
-			last = err.Error()
-			return false, nil
-		}
-		pods, err := kube.CoreV1().Pods(controllerNamespace).List(ctx, metav1.ListOptions{LabelSelector: controllerSelector})
-		if err != nil {
-			last = err.Error()
-			return false, nil
-		}
-		var names []string
-		for _, pod := range pods.Items {
-			names = append(names, pod.Name)
-		}
-		leader = leaseHolder(ctx, kube)
-		s := d.Status
-		last = fmt.Sprintf("Deployment status %+v; Pods %v; Lease holder %q", s, names, leader)
-		return d.Status.ObservedGeneration >= d.Generation && s.Replicas == controllerReplicas &&
-			s.UpdatedReplicas == controllerReplicas && s.ReadyReplicas == controllerReplicas &&
-			len(names) == controllerReplicas && slices.Contains(names, leader), nil
-	})
+	leader, err := testenv.WaitControllerReady(ctx, kubernetes.NewForConfigOrDie(env.Config), controllerNamespace, controllerReplicas, 3*time.Minute)
 	if err != nil {
-		return fmt.Errorf("the controller's %d replicas Ready with one holding the Lease: not within %s (%v); last seen: %s; warnings: %s",
-			controllerReplicas, timeout, err, last, warnings(ctx, kube))
+		return err
 	}
 	fmt.Fprintf(out, "Ready %s after kubectl apply\n", time.Since(applied).Round(100*time.Millisecond))
 	for _, c := range []string{"get pods -n " + controllerNamespace + " -o wide", "get lease -n " + controllerNamespace} {
@@ -103,33 +74,6 @@ func install(ctx context.Context, out io.Writer, step func(string, ...any), env 
 	}
 	fmt.Fprintf(out, "leader: %s (it syncs; the other replica stands by to take the Lease over)\n", leader)
 	return nil
-}
-
-// leaseHolder returns the name of the Pod holding the controller's Lease, or "".
-func leaseHolder(ctx context.Context, kube kubernetes.Interface) string {
-	lease, err := kube.CoordinationV1().Leases(controllerNamespace).Get(ctx, controllerName, metav1.GetOptions{})
-	if err != nil || lease.Spec.HolderIdentity == nil {
-		return ""
-	}
-	// The identity is <hostname>_<uuid>, and a Pod's hostname is its name.
-	pod, _, _ := strings.Cut(*lease.Spec.HolderIdentity, "_")
-	return pod
-}
-
-// warnings summarises the controller namespace's Warning events, for errors.
-func warnings(ctx context.Context, kube kubernetes.Interface) string {
-	list, err := kube.CoreV1().Events(controllerNamespace).List(ctx, metav1.ListOptions{FieldSelector: "type=Warning"})
-	if err != nil {
-		return err.Error()
-	}
-	var out []string
-	for _, e := range list.Items {
-		out = append(out, fmt.Sprintf("%s/%s %s: %s", e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, e.Message))
-	}
-	if len(out) == 0 {
-		return "none"
-	}
-	return strings.Join(out, "; ")
 }
 
 // collectGarbage deletes the example AWSSecret in the foreground: it stays, marked for deletion,

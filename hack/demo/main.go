@@ -129,7 +129,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		if err := install(ctx, out, step, env, repo, image); err != nil {
 			return err
 		}
-		logs = fmt.Sprintf("%s logs -n %s -l %s --prefix", filepath.Join(bin, "kubectl"), controllerNamespace, controllerSelector)
+		logs = fmt.Sprintf("%s logs -n %s -l %s --prefix", filepath.Join(bin, "kubectl"), controllerNamespace, testenv.ControllerSelector)
 	} else {
 		step("Starting the controller (--namespace-policy=allow-list)")
 		ctrl, err := env.StartController(ctx, testenv.ControllerOptions{Args: []string{"--namespace-policy=allow-list"}})

@@ -19,11 +19,7 @@ import (
 func (c *Controller) Metric(name string, labels map[string]string) (float64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	body, status := get(ctx, http.DefaultClient, "http://"+c.MetricsAddr+"/metrics", "")
-	if status != http.StatusOK {
-		return 0, fmt.Errorf("GET %s/metrics: status %d", c.MetricsAddr, status)
-	}
-	return sumSamples(bytes.NewReader(body), name, labels)
+	return ScrapeMetric(ctx, "http://"+c.MetricsAddr+"/metrics", name, labels)
 }
 
 // APIServerMetric returns the sum of a kube-apiserver metric's samples whose labels include

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"archive/tar"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,7 +10,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 )
 
 // The node's network: one bridge on the host, holding the gateway address that kube-apiserver
@@ -101,4 +107,82 @@ func ImageName(archive string) (string, error) {
 		}
 		return "", fmt.Errorf("%s: index.json names no image", archive)
 	}
+}
+
+// The shipped install's names (manifests/): its Deployment, Lease and Pod label.
+const (
+	ControllerName     = "aws-secret-controller"
+	ControllerSelector = "app.kubernetes.io/name=aws-secret-controller"
+)
+
+// ControllerLeader returns the name of the Pod holding the controller's Lease in namespace, or
+// "" when none does.
+func ControllerLeader(ctx context.Context, kube kubernetes.Interface, namespace string) string {
+	lease, err := kube.CoordinationV1().Leases(namespace).Get(ctx, ControllerName, metav1.GetOptions{})
+	if err != nil || lease.Spec.HolderIdentity == nil {
+		return ""
+	}
+	// The identity is <hostname>_<uuid>, and a Pod's hostname is its name.
+	pod, _, _ := strings.Cut(*lease.Spec.HolderIdentity, "_")
+	return pod
+}
+
+// WaitControllerReady waits until the installed controller's Deployment in namespace has exactly
+// replicas Pods, all of its current template and Ready, and (with any Pods) one of them holds the
+// Lease; it returns that leader. On timeout the error says what was seen last, with the
+// namespace's Warning events.
+func WaitControllerReady(ctx context.Context, kube kubernetes.Interface, namespace string, replicas int32, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		leader, seen, ready := controllerReady(ctx, kube, namespace, replicas)
+		if ready {
+			return leader, nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("%d controller replicas Ready in %s with one holding the Lease: not within %s; last seen: %s; warnings: %s",
+				replicas, namespace, timeout, seen, warningEvents(ctx, kube, namespace))
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func controllerReady(ctx context.Context, kube kubernetes.Interface, namespace string, replicas int32) (leader, seen string, ready bool) {
+	d, err := kube.AppsV1().Deployments(namespace).Get(ctx, ControllerName, metav1.GetOptions{})
+	if err != nil {
+		return "", err.Error(), false
+	}
+	pods, err := kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: ControllerSelector})
+	if err != nil {
+		return "", err.Error(), false
+	}
+	var names []string
+	for _, pod := range pods.Items {
+		names = append(names, pod.Name)
+	}
+	leader = ControllerLeader(ctx, kube, namespace)
+	s := d.Status
+	seen = fmt.Sprintf("Deployment status %+v; Pods %v; Lease holder %q", s, names, leader)
+	ready = s.ObservedGeneration >= d.Generation && s.Replicas == replicas && s.UpdatedReplicas == replicas &&
+		s.ReadyReplicas == replicas && len(names) == int(replicas) && (replicas == 0 || slices.Contains(names, leader))
+	return leader, seen, ready
+}
+
+// warningEvents summarises a namespace's Warning events, for failure messages.
+func warningEvents(ctx context.Context, kube kubernetes.Interface, namespace string) string {
+	list, err := kube.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{FieldSelector: "type=Warning"})
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, e := range list.Items {
+		out = append(out, fmt.Sprintf("%s/%s %s: %s", e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, e.Message))
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, "; ")
 }

@@ -113,8 +113,12 @@ func (e *Env) startNode(ctx context.Context, opts Options) error {
 		}
 	}
 
+	// run starts a Kubernetes binary of BinDir as part of the node.
+	run := func(name string, args []string) (*process, error) {
+		return e.startIn(&n.procs, name, filepath.Join(e.BinDir, name), args, nil)
+	}
 	certDir := filepath.Join(e.Dir, "certs")
-	if _, err := e.startNodeProc(ctx, "kube-controller-manager", []string{
+	if _, err := run("kube-controller-manager", []string{
 		"--kubeconfig", e.Kubeconfig,
 		"--service-account-private-key-file", filepath.Join(certDir, "sa.key"),
 		// Published as the kube-root-ca.crt ConfigMap, which in-cluster clients verify the API
@@ -126,7 +130,7 @@ func (e *Env) startNode(ctx context.Context, opts Options) error {
 	}); err != nil {
 		return err
 	}
-	if _, err := e.startNodeProc(ctx, "kube-scheduler", []string{
+	if _, err := run("kube-scheduler", []string{
 		"--kubeconfig", e.Kubeconfig,
 		"--leader-elect=false",
 		"--bind-address", "127.0.0.1", "--secure-port", fmt.Sprint(freePort()),
@@ -139,7 +143,7 @@ func (e *Env) startNode(ctx context.Context, opts Options) error {
 	if err := os.WriteFile(config, []byte(kubeletConfig(n)), 0o644); err != nil {
 		return err
 	}
-	kubelet, err := e.startNodeProc(ctx, "kubelet", []string{
+	kubelet, err := run("kubelet", []string{
 		"--config", config,
 		"--kubeconfig", e.Kubeconfig,
 		"--root-dir", filepath.Join(n.dir, "kubelet"),
@@ -273,7 +277,7 @@ state = %[2]q
 	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
 		return err
 	}
-	p, err := e.startNodeProcPath(ctx, "containerd", "containerd", []string{"--config", configPath})
+	p, err := e.startIn(&n.procs, "containerd", "containerd", []string{"--config", configPath}, nil)
 	if err != nil {
 		return err
 	}
@@ -294,22 +298,6 @@ func (e *Env) ImportImage(ctx context.Context, path string) error {
 		return fmt.Errorf("importing %s: %v: %s", path, err, out)
 	}
 	return nil
-}
-
-// startNodeProc runs a Kubernetes binary of BinDir as part of the node.
-func (e *Env) startNodeProc(ctx context.Context, name string, args []string) (*process, error) {
-	return e.startNodeProcPath(ctx, name, filepath.Join(e.BinDir, name), args)
-}
-
-func (e *Env) startNodeProcPath(_ context.Context, name, binary string, args []string) (*process, error) {
-	p, err := startProcess(name, binary, filepath.Join(e.Dir, name+".log"), args, nil)
-	if err != nil {
-		return nil, err
-	}
-	e.mu.Lock()
-	e.node.procs = append(e.node.procs, p)
-	e.mu.Unlock()
-	return p, nil
 }
 
 // stopNode takes the node down in the order that leaves nothing behind: no new Pods (the
@@ -457,18 +445,12 @@ func (n *node) removeContainers() {
 // process group of its own, re-parented to init) and the containers under them.
 func (n *node) killShims() error {
 	var errs []error
-	for _, pid := range n.processes() {
+	for _, pid := range processesMentioning(n.dir) {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 			errs = append(errs, fmt.Errorf("killing shim %d: %w", pid, err))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// processes returns the processes whose command line names the node's folder: containerd's
-// shims, started with its socket's address.
-func (n *node) processes() []int {
-	return processesMentioning(n.dir)
 }
 
 // processesMentioning returns the pids of processes whose command line contains s.

@@ -485,12 +485,18 @@ func (e *Env) Stop() error {
 
 // start runs a component from BinDir, logging to Dir/<name>.log, and registers it for Stop.
 func (e *Env) start(name string, args, env []string) (*process, error) {
-	p, err := startProcess(name, filepath.Join(e.BinDir, name), filepath.Join(e.Dir, name+".log"), args, env)
+	return e.startIn(&e.procs, name, filepath.Join(e.BinDir, name), args, env)
+}
+
+// startIn runs binary as the component name, logging to Dir/<name>.log, and adds it to procs
+// (the stack's, or the node's) for Stop.
+func (e *Env) startIn(procs *[]*process, name, binary string, args, env []string) (*process, error) {
+	p, err := startProcess(name, binary, filepath.Join(e.Dir, name+".log"), args, env)
 	if err != nil {
 		return nil, err
 	}
 	e.mu.Lock()
-	e.procs = append(e.procs, p)
+	*procs = append(*procs, p)
 	e.mu.Unlock()
 	return p, nil
 }

@@ -429,20 +429,6 @@ func TestLeaderElection(t *testing.T) {
 	waitSynced(t, ns, "second", v1)
 }
 
-// createAWSSecret creates an AWSSecret pinning one version through stringDataFrom.
-func createAWSSecret(t *testing.T, ns, name, secretID, versionID string) {
-	t.Helper()
-	_, err := client.MumoshuV1alpha1().AWSSecrets(ns).Create(context.Background(), &v1alpha1.AWSSecret{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: v1alpha1.AWSSecretSpec{StringDataFrom: &v1alpha1.DataSource{
-			SecretsManagerSecretRef: v1alpha1.SecretsManagerSecretRef{SecretID: secretID, VersionID: versionID},
-		}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("creating AWSSecret %s/%s: %v", ns, name, err)
-	}
-}
-
 // setRef points an AWSSecret at another version.
 func setRef(t *testing.T, a *v1alpha1.AWSSecret, secretID, versionID string) {
 	t.Helper()

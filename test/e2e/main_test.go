@@ -6,16 +6,12 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,6 +19,7 @@ import (
 
 	"github.com/mumoshu/aws-secret-controller/pkg/generated/clientset/versioned"
 	"github.com/mumoshu/aws-secret-controller/pkg/testenv"
+	"github.com/mumoshu/aws-secret-controller/test/testutil"
 )
 
 var (
@@ -36,9 +33,8 @@ var (
 	// repoRoot is the repository, for manifests.
 	repoRoot string
 
-	// secretValues are every secret value the tests stored, to check logs for leaks.
-	secretValuesMu sync.Mutex
-	secretValues   []string
+	// values are every secret value the tests stored, to check logs for leaks.
+	values testutil.Values
 )
 
 func TestMain(m *testing.M) {
@@ -66,45 +62,20 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// newValue returns a fresh secret value and remembers it for the leak checks.
-func newValue(prefix string) string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	v := prefix + "-" + hex.EncodeToString(b)
-	secretValuesMu.Lock()
-	defer secretValuesMu.Unlock()
-	secretValues = append(secretValues, v)
-	return v
-}
-
-func allSecretValues() []string {
-	secretValuesMu.Lock()
-	defer secretValuesMu.Unlock()
-	return append([]string(nil), secretValues...)
-}
-
-// createSecret creates a secret in the emulator and returns its first version id.
+// The suite's bindings of testutil to its stack.
+func newValue(prefix string) string { return values.New(prefix) }
+func allSecretValues() []string     { return values.All() }
 func createSecret(t *testing.T, id, content string) string {
-	t.Helper()
-	out, err := sm.CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{
-		Name: aws.String(id), SecretString: aws.String(content),
-	})
-	if err != nil {
-		t.Fatalf("CreateSecret %s: %v", id, err)
-	}
-	return aws.ToString(out.VersionId)
+	return testutil.CreateSecret(t, sm, id, content)
 }
-
-// putSecretValue adds a version to a secret and returns its id.
 func putSecretValue(t *testing.T, id, content string) string {
-	t.Helper()
-	out, err := sm.PutSecretValue(context.Background(), &secretsmanager.PutSecretValueInput{
-		SecretId: aws.String(id), SecretString: aws.String(content),
-	})
-	if err != nil {
-		t.Fatalf("PutSecretValue %s: %v", id, err)
-	}
-	return aws.ToString(out.VersionId)
+	return testutil.PutSecretValue(t, sm, id, content)
+}
+func createAWSSecret(t *testing.T, ns, name, secretID, versionID string) {
+	testutil.CreateAWSSecret(t, client, ns, name, secretID, versionID)
+}
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	testutil.Eventually(t, timeout, what, cond)
 }
 
 // newNamespace creates a namespace named after the test.
@@ -130,22 +101,4 @@ func kubectl(t *testing.T, stdin string, args ...string) string {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// eventually polls cond every 100ms until it holds or timeout passes; cond says what it saw.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		last = seen
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s; last seen: %s", what, timeout, last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

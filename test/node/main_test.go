@@ -13,16 +13,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/mumoshu/aws-secret-controller/pkg/generated/clientset/versioned"
 	"github.com/mumoshu/aws-secret-controller/pkg/testenv"
+	"github.com/mumoshu/aws-secret-controller/test/testutil"
 )
 
 var (
@@ -34,9 +33,8 @@ var (
 	repoRoot string
 	// controllerImage and appImage are the names the image archives carry.
 	controllerImage, appImage string
-
-	secretValuesMu sync.Mutex
-	secretValues   []string
+	// values are every secret value the tests stored, to check logs for leaks.
+	values testutil.Values
 )
 
 func TestMain(m *testing.M) {
@@ -81,37 +79,19 @@ func run(m *testing.M) int {
 	return code
 }
 
-// newValue returns a fresh secret value and remembers it for the leak checks.
-func newValue(prefix string) string {
-	v := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
-	secretValuesMu.Lock()
-	defer secretValuesMu.Unlock()
-	secretValues = append(secretValues, v)
-	return v
-}
-
-// createSecret creates a secret in the emulator and returns its first version id.
+// The suite's bindings of testutil to its stack.
+func newValue(prefix string) string { return values.New(prefix) }
 func createSecret(t *testing.T, id, content string) string {
-	t.Helper()
-	out, err := sm.CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{
-		Name: aws.String(id), SecretString: aws.String(content),
-	})
-	if err != nil {
-		t.Fatalf("CreateSecret %s: %v", id, err)
-	}
-	return aws.ToString(out.VersionId)
+	return testutil.CreateSecret(t, sm, id, content)
 }
-
-// putSecretValue adds a version to a secret and returns its id.
 func putSecretValue(t *testing.T, id, content string) string {
-	t.Helper()
-	out, err := sm.PutSecretValue(context.Background(), &secretsmanager.PutSecretValueInput{
-		SecretId: aws.String(id), SecretString: aws.String(content),
-	})
-	if err != nil {
-		t.Fatalf("PutSecretValue %s: %v", id, err)
-	}
-	return aws.ToString(out.VersionId)
+	return testutil.PutSecretValue(t, sm, id, content)
+}
+func awsSecret(t *testing.T, ns, name, secretID, versionID string) {
+	testutil.CreateAWSSecret(t, client, ns, name, secretID, versionID)
+}
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	testutil.Eventually(t, timeout, what, cond)
 }
 
 // kubectl runs the real kubectl as admin, with stdin, and returns its output.
@@ -122,24 +102,6 @@ func kubectl(t *testing.T, stdin string, args ...string) string {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// eventually polls cond every 200ms until it holds or timeout passes; cond says what it saw.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		last = seen
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s; last seen: %s", what, timeout, last)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 func writeFile(t *testing.T, path, content string) {

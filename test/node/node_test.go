@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,17 +19,17 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
-	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
 	"github.com/mumoshu/aws-secret-controller/pkg/tenancy"
 	"github.com/mumoshu/aws-secret-controller/pkg/testenv"
 )
 
 const (
-	// controllerNamespace and controllerName are the cluster-wide install's (manifests/).
+	// controllerNamespace is the cluster-wide install's (manifests/).
 	controllerNamespace = "aws-secret-controller"
-	controllerName      = "aws-secret-controller"
-	selector            = "app.kubernetes.io/name=aws-secret-controller"
+	controllerName      = testenv.ControllerName
+	selector            = testenv.ControllerSelector
 )
 
 var (
@@ -69,64 +70,28 @@ func installed(t *testing.T) {
 	}
 }
 
-// waitReady waits until the controller's Deployment in ns has exactly n Pods, all of the
-// current template and Ready.
-func waitReady(t *testing.T, ns string, n int32) {
+// waitReady waits until the controller's Deployment in ns has exactly n Pods, all of the current
+// template and Ready, one of them holding the Lease (with n > 0), and returns the leader.
+func waitReady(t *testing.T, ns string, n int32) string {
 	t.Helper()
-	ctx := context.Background()
-	eventually(t, 3*time.Minute, fmt.Sprintf("%d controller replicas Ready in %s", n, ns), func() (bool, string) {
-		d, err := kube.AppsV1().Deployments(ns).Get(ctx, controllerName, metav1.GetOptions{})
-		if err != nil {
-			return false, err.Error()
-		}
-		pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
-		if err != nil {
-			return false, err.Error()
-		}
-		s := d.Status
-		return d.Status.ObservedGeneration >= d.Generation && s.Replicas == n && s.UpdatedReplicas == n &&
-				s.ReadyReplicas == n && len(pods.Items) == int(n),
-			fmt.Sprintf("status %+v, %d pods; events: %s", s, len(pods.Items), events(ns))
-	})
-}
-
-// events summarises the warnings in a namespace, for failure messages.
-func events(ns string) string {
-	list, err := kube.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "type=Warning"})
-	if err != nil {
-		return err.Error()
-	}
-	var out []string
-	for _, e := range list.Items {
-		out = append(out, fmt.Sprintf("%s/%s %s: %s", e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, e.Message))
-	}
-	return strings.Join(out, "; ")
-}
-
-// leader returns the name of the Pod holding the Lease in ns ("" if none).
-func leader(t *testing.T, ns string) string {
-	t.Helper()
-	lease, err := kube.CoordinationV1().Leases(ns).Get(context.Background(), controllerName, metav1.GetOptions{})
-	if err != nil || lease.Spec.HolderIdentity == nil {
-		return ""
-	}
-	// The identity is <hostname>_<uuid>, and a Pod's hostname is its name.
-	pod, _, _ := strings.Cut(*lease.Spec.HolderIdentity, "_")
-	return pod
-}
-
-// awsSecret creates an AWSSecret for secretID's version in ns.
-func awsSecret(t *testing.T, ns, name, secretID, versionID string) {
-	t.Helper()
-	_, err := client.MumoshuV1alpha1().AWSSecrets(ns).Create(context.Background(), &v1alpha1.AWSSecret{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: v1alpha1.AWSSecretSpec{StringDataFrom: &v1alpha1.DataSource{
-			SecretsManagerSecretRef: v1alpha1.SecretsManagerSecretRef{SecretID: secretID, VersionID: versionID},
-		}},
-	}, metav1.CreateOptions{})
+	leader, err := testenv.WaitControllerReady(context.Background(), kube, ns, n, 3*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return leader
+}
+
+// leader returns the name of the Pod holding the Lease in ns ("" if none).
+func leader(ns string) string { return testenv.ControllerLeader(context.Background(), kube, ns) }
+
+// syncedAWSSecret stores {key: value} as a new secret secretID in the emulator, creates an
+// AWSSecret ns/name pinning that version, waits for its Secret, and returns the version id.
+func syncedAWSSecret(t *testing.T, ns, name, secretID, key, value string) string {
+	t.Helper()
+	version := createSecret(t, secretID, fmt.Sprintf(`{%q:%q}`, key, value))
+	awsSecret(t, ns, name, secretID, version)
+	waitSecret(t, ns, name, key, value)
+	return version
 }
 
 // bump points an AWSSecret at another version, as a commit that bumps versionId would.
@@ -174,15 +139,9 @@ func TestInstall(t *testing.T) {
 			t.Errorf("Pod %s on node %q, want %s", pod.Name, pod.Spec.NodeName, testenv.NodeName)
 		}
 	}
-	eventually(t, time.Minute, "one controller Pod holding the Lease", func() (bool, string) {
-		l := leader(t, controllerNamespace)
-		for _, name := range names {
-			if l == name {
-				return true, ""
-			}
-		}
-		return false, fmt.Sprintf("holder %q, pods %v", l, names)
-	})
+	if l := leader(controllerNamespace); !slices.Contains(names, l) {
+		t.Errorf("Lease held by %q, want one of the Pods %v", l, names)
+	}
 
 	// The seed example, verbatim but for the versionId, which the emulator chooses.
 	value := newValue("seed")
@@ -199,15 +158,12 @@ func TestApplicationPods(t *testing.T) {
 	installed(t)
 	ctx := context.Background()
 	a, b := newValue("app-a"), newValue("app-b")
-	va := createSecret(t, "prod/app", fmt.Sprintf(`{"password":%q}`, a))
-	awsSecret(t, "default", "app", "prod/app", va)
-	waitSecret(t, "default", "app", "password", a)
+	va := syncedAWSSecret(t, "default", "app", "prod/app", "password", a)
 
-	app := corev1.Container{Name: "app", Image: appImage, ImagePullPolicy: corev1.PullNever,
-		SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: new(bool), ReadOnlyRootFilesystem: ptrTrue()}}
-	volumeApp := app
-	volumeApp.Env = []corev1.EnvVar{{Name: "FILE", Value: "/secret/password"}}
-	volumeApp.VolumeMounts = []corev1.VolumeMount{{Name: "secret", MountPath: "/secret", ReadOnly: true}}
+	volumeApp := corev1.Container{Name: "app", Image: appImage, ImagePullPolicy: corev1.PullNever,
+		Env:             []corev1.EnvVar{{Name: "FILE", Value: "/secret/password"}},
+		VolumeMounts:    []corev1.VolumeMount{{Name: "secret", MountPath: "/secret", ReadOnly: true}},
+		SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true)}}
 	if _, err := kube.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "volume-reader"},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{volumeApp}, Volumes: []corev1.Volume{{
@@ -216,11 +172,7 @@ func TestApplicationPods(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	envApp := app
-	envApp.Env = []corev1.EnvVar{{Name: "VALUE", ValueFrom: &corev1.EnvVarSource{
-		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "app"}, Key: "password"},
-	}}}
-	kubectl(t, envReaderDeployment(envApp, va), "apply", "-n", "default", "-f", "-")
+	kubectl(t, envReaderDeployment(va), "apply", "-n", "default", "-f", "-")
 
 	waitLog(t, "volume-reader", "file="+digest(a))
 	envPodA := waitEnvReader(t, "", "env="+digest(a))
@@ -231,15 +183,14 @@ func TestApplicationPods(t *testing.T) {
 	// In place: the kubelet rewrites the volume at the Pod's next sync.
 	waitLog(t, "volume-reader", "file="+digest(b))
 	// An environment variable changes only with a new Pod: the versionId in the template rolls it.
-	kubectl(t, envReaderDeployment(envApp, vb), "apply", "-n", "default", "-f", "-")
+	kubectl(t, envReaderDeployment(vb), "apply", "-n", "default", "-f", "-")
 	waitEnvReader(t, envPodA, "env="+digest(b))
 }
 
-func ptrTrue() *bool { v := true; return &v }
-
 // envReaderDeployment is an application Deployment whose Pod template carries the versionId it
-// was rendered for, as the version-bump recipe writes it.
-func envReaderDeployment(c corev1.Container, versionID string) string {
+// was rendered for, as the version-bump recipe writes it; its app reads the Secret's password as
+// an environment variable.
+func envReaderDeployment(versionID string) string {
 	return fmt.Sprintf(`apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -263,7 +214,7 @@ spec:
         - name: VALUE
           valueFrom:
             secretKeyRef: {name: app, key: password}
-`, versionID, c.Image)
+`, versionID, appImage)
 }
 
 // waitLog waits until a Pod in default has logged a line containing want.
@@ -311,11 +262,9 @@ func TestLeaderFailover(t *testing.T) {
 	installed(t)
 	ctx := context.Background()
 	before, after := newValue("failover-before"), newValue("failover-after")
-	v1 := createSecret(t, "prod/failover", fmt.Sprintf(`{"k":%q}`, before))
-	awsSecret(t, "default", "failover", "prod/failover", v1)
-	waitSecret(t, "default", "failover", "k", before)
+	syncedAWSSecret(t, "default", "failover", "prod/failover", "k", before)
 
-	old := leader(t, controllerNamespace)
+	old := leader(controllerNamespace)
 	if old == "" {
 		t.Fatal("no leader")
 	}
@@ -330,7 +279,7 @@ func TestLeaderFailover(t *testing.T) {
 	v2 := putSecretValue(t, "prod/failover", fmt.Sprintf(`{"k":%q}`, after))
 	bump(t, "default", "failover", v2)
 	waitSecret(t, "default", "failover", "k", after)
-	if now := leader(t, controllerNamespace); now == old || now == "" {
+	if now := leader(controllerNamespace); now == old || now == "" {
 		t.Errorf("Lease held by %q after the leader %s was deleted", now, old)
 	}
 	waitReady(t, controllerNamespace, 2)
@@ -359,7 +308,7 @@ func TestRestartCostsNoAWSCall(t *testing.T) {
 	waitReady(t, controllerNamespace, 2)
 	var podIP string
 	eventually(t, 2*time.Minute, "a new Pod leading and done with its first pass over every AWSSecret", func() (bool, string) {
-		l := leader(t, controllerNamespace)
+		l := leader(controllerNamespace)
 		if l == "" || oldPods[l] {
 			return false, fmt.Sprintf("leader %q", l)
 		}
@@ -392,9 +341,7 @@ func TestRestartCostsNoAWSCall(t *testing.T) {
 func TestGarbageCollection(t *testing.T) {
 	installed(t)
 	ctx := context.Background()
-	value := newValue("gc")
-	awsSecret(t, "default", "collected", "prod/gc", createSecret(t, "prod/gc", fmt.Sprintf(`{"k":%q}`, value)))
-	waitSecret(t, "default", "collected", "k", value)
+	syncedAWSSecret(t, "default", "collected", "prod/gc", "k", newValue("gc"))
 	if err := client.MumoshuV1alpha1().AWSSecrets("default").Delete(ctx, "collected", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -415,10 +362,7 @@ func TestNamespacedVariant(t *testing.T) {
 		kubectl(t, "", "scale", "-n", controllerNamespace, "deployment/"+controllerName, "--replicas=2")
 		waitReady(t, controllerNamespace, 2)
 	})
-	eventually(t, 2*time.Minute, "the cluster-wide controller scaled to zero", func() (bool, string) {
-		pods, err := kube.CoreV1().Pods(controllerNamespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
-		return err == nil && len(pods.Items) == 0, fmt.Sprintf("%d pods (err %v)", len(pods.Items), err)
-	})
+	waitReady(t, controllerNamespace, 0)
 
 	served, other := "team-served", "team-other"
 	for _, ns := range []string{served, other} {
@@ -452,9 +396,7 @@ func TestNoSecretValueInPodLogs(t *testing.T) {
 	if err != nil || len(pods.Items) == 0 {
 		t.Fatalf("controller Pods: %v (err %v)", pods, err)
 	}
-	secretValuesMu.Lock()
-	values := append([]string(nil), secretValues...)
-	secretValuesMu.Unlock()
+	stored := values.All()
 	for _, pod := range pods.Items {
 		if pod.DeletionTimestamp != nil || pod.Status.Phase != corev1.PodRunning {
 			continue // its containers may be gone already
@@ -463,7 +405,7 @@ func TestNoSecretValueInPodLogs(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v: %s\n%s", err, log, env.LogTail("kubelet", 20))
 		}
-		for i, v := range values {
+		for i, v := range stored {
 			if strings.Contains(string(log), v) {
 				t.Errorf("Pod %s/%s logged stored value #%d", pod.Namespace, pod.Name, i)
 			}
