@@ -11,7 +11,7 @@ KUBE_VERSION := v1.34.2
 KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34
 
-# How long `make test` fuzzes the payload mapping; run `make fuzz FUZZTIME=10m` for longer.
+# How long `make test` fuzzes each target (the payload, the mapping); `make fuzz FUZZTIME=10m` for longer.
 FUZZTIME ?= 10s
 # Extra flags for go test, e.g. TESTFLAGS='-run TestSeed -v'.
 TESTFLAGS ?=
@@ -97,6 +97,7 @@ e2e: tools build
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzPayload -fuzztime $(FUZZTIME) ./pkg/controller
+	$(GO) test -run '^$$' -fuzz FuzzMapping -fuzztime $(FUZZTIME) ./pkg/controller
 
 # The real components the e2e tests, the demo and the benchmark run.
 tools: $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/kubectl $(BIN)/kumo

@@ -355,6 +355,7 @@ func syncedStatus(a *v1alpha1.AWSSecret) v1alpha1.AWSSecretStatus {
 		ref := r.SecretsManagerSecretRef
 		s.DataFrom = &ref
 	}
+	s.Data = pinnedRefs(a).data
 	s.Conditions = []metav1.Condition{{
 		Type:               v1alpha1.ConditionReady,
 		Status:             metav1.ConditionTrue,

@@ -11,6 +11,7 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -79,10 +80,25 @@ func decodeBase64(s string) ([]byte, bool) {
 	return nil, false
 }
 
-// jsonObject parses content as one JSON object and checks that every member name is a valid
-// Secret key and appears once: with a repeated name the Secret would depend on which one a
-// parser keeps. The json package's own errors quote content, so they are not passed on.
+// jsonObject parses content as one JSON object whose member names are Secret keys: every name
+// must be a valid Secret key.
 func jsonObject(content []byte, field string) (map[string]json.RawMessage, error) {
+	members, err := jsonMembers(content, field)
+	if err != nil {
+		return nil, err
+	}
+	for _, key := range sortedKeys(members) {
+		if msgs := validation.IsConfigMapKey(key); len(msgs) > 0 {
+			return nil, permanentError(v1alpha1.ReasonInvalidKey, "%s: key %s is not a valid Secret key: %s", field, describeKey(key), msgs[0])
+		}
+	}
+	return members, nil
+}
+
+// jsonMembers parses content as one JSON object and checks that every member name appears once:
+// with a repeated name the Secret would depend on which one a parser keeps. The json package's
+// own errors quote content, so they are not passed on.
+func jsonMembers(content []byte, field string) (map[string]json.RawMessage, error) {
 	content = bytes.TrimSpace(content)
 	if len(content) == 0 || content[0] != '{' {
 		return nil, permanentError(v1alpha1.ReasonInvalidSecretFormat, "%s: the secret is not a JSON object", field)
@@ -117,12 +133,55 @@ func jsonObject(content []byte, field string) (map[string]json.RawMessage, error
 	if _, err := dec.Token(); err != io.EOF { // nothing may follow the object
 		return nil, invalid
 	}
-	for _, key := range sortedKeys(members) {
-		if msgs := validation.IsConfigMapKey(key); len(msgs) > 0 {
-			return nil, permanentError(v1alpha1.ReasonInvalidKey, "%s: key %s is not a valid Secret key: %s", field, describeKey(key), msgs[0])
+	return members, nil
+}
+
+// propertyPath splits a data entry's property into member names: `a.b` is the member b of the
+// object a; `a\.b` the member "a.b"; `a\\b` the member `a\b`. A backslash before anything else
+// stands for itself.
+func propertyPath(property string) []string {
+	var path []string
+	var cur strings.Builder
+	for i := 0; i < len(property); i++ {
+		switch c := property[i]; {
+		case c == '\\' && i+1 < len(property) && (property[i+1] == '.' || property[i+1] == '\\'):
+			cur.WriteByte(property[i+1])
+			i++
+		case c == '.':
+			path = append(path, cur.String())
+			cur.Reset()
+		default:
+			cur.WriteByte(c)
 		}
 	}
-	return members, nil
+	return append(path, cur.String())
+}
+
+// propertyValue maps one member of a JSON object, reached through property, as stringDataFrom
+// maps members. field names the data entry in messages, which name the property, never content.
+func propertyValue(content []byte, property, field string) ([]byte, error) {
+	path := propertyPath(property)
+	raw := json.RawMessage(content)
+	for i, name := range path {
+		within := field
+		if i > 0 {
+			within = fmt.Sprintf("%s: property %s: member %d of its path", field, describeKey(property), i)
+		}
+		members, err := jsonMembers(raw, within)
+		if err != nil {
+			return nil, err
+		}
+		member, ok := members[name]
+		if !ok {
+			return nil, permanentError(v1alpha1.ReasonPropertyNotFound, "%s: the secret has no property %s (no member %s at depth %d)", field, describeKey(property), describeKey(name), i+1)
+		}
+		raw = member
+	}
+	value, err := memberValue(raw)
+	if err != nil {
+		return nil, permanentError(v1alpha1.ReasonInvalidSecretFormat, "%s: the value of property %s is not valid JSON", field, describeKey(property))
+	}
+	return value, nil
 }
 
 // describeKeyRunes is how much of a key messages show.

@@ -29,6 +29,13 @@ const (
 	// AnnotationDataSecretID and AnnotationDataVersionID record the dataFrom version the Secret holds.
 	AnnotationDataSecretID  = AnnotationPrefix + "data-secret-id"
 	AnnotationDataVersionID = AnnotationPrefix + "data-version-id"
+	// AnnotationDataVersions is a digest of the versions the Secret's spec.data keys hold: the
+	// list itself is in the AWSSecret's status, and one annotation of fixed size stays small
+	// however many entries there are.
+	AnnotationDataVersions = AnnotationPrefix + "data-versions"
+	// AnnotationMapping is a digest of the spec.data entries and the template the Secret was
+	// rendered with: a change to either renders it again, from the version cache.
+	AnnotationMapping = AnnotationPrefix + "mapping"
 	// AnnotationDataHash is a digest of the Secret's data as the controller wrote it, so that a
 	// hand edit is noticed and undone.
 	AnnotationDataHash = AnnotationPrefix + "data-hash"
@@ -57,9 +64,13 @@ func ManagedSecretsOnly(o *metav1.ListOptions) {
 	o.LabelSelector = ManagedByLabel + "=" + ComponentName
 }
 
-// refs are the Secrets Manager versions a Secret holds (or should hold), one per source.
+// refs are the Secrets Manager versions a Secret holds (or should hold), by source.
 type refs struct {
 	stringDataFrom, dataFrom *v1alpha1.SecretsManagerSecretRef
+	// data are the versions of the spec.data entries, each once, sorted; dataDigest is their
+	// digest, which is all a Secret records of them. A Secret's refs have the digest only.
+	data       []v1alpha1.SecretsManagerSecretRef
+	dataDigest string
 }
 
 // pinnedRefs are the versions an AWSSecret pins.
@@ -73,14 +84,60 @@ func pinnedRefs(awsSecret *v1alpha1.AWSSecret) refs {
 		ref := s.SecretsManagerSecretRef
 		r.dataFrom = &ref
 	}
+	if len(awsSecret.Spec.Data) > 0 {
+		seen := map[v1alpha1.SecretsManagerSecretRef]bool{}
+		for _, e := range awsSecret.Spec.Data {
+			if !seen[e.SecretsManagerSecretRef] {
+				seen[e.SecretsManagerSecretRef] = true
+				r.data = append(r.data, e.SecretsManagerSecretRef)
+			}
+		}
+		slices.SortFunc(r.data, compareRefs)
+		r.dataDigest = versionsDigest(r.data)
+	}
 	return r
+}
+
+func compareRefs(a, b v1alpha1.SecretsManagerSecretRef) int {
+	if c := strings.Compare(a.SecretID, b.SecretID); c != 0 {
+		return c
+	}
+	return strings.Compare(a.VersionID, b.VersionID)
 }
 
 func (r refs) equal(o refs) bool {
 	same := func(a, b *v1alpha1.SecretsManagerSecretRef) bool {
 		return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
 	}
-	return same(r.stringDataFrom, o.stringDataFrom) && same(r.dataFrom, o.dataFrom)
+	return same(r.stringDataFrom, o.stringDataFrom) && same(r.dataFrom, o.dataFrom) && r.dataDigest == o.dataDigest
+}
+
+// secretIDs are the ids of every secret the refs name, for the tenancy policy.
+func (r refs) secretIDs() []string {
+	var ids []string
+	for _, ref := range []*v1alpha1.SecretsManagerSecretRef{r.stringDataFrom, r.dataFrom} {
+		if ref != nil {
+			ids = append(ids, ref.SecretID)
+		}
+	}
+	for _, ref := range r.data {
+		ids = append(ids, ref.SecretID)
+	}
+	return ids
+}
+
+// dataList is the list of the data entries' versions, for the status: known when the refs came
+// from a spec; for refs read from a Secret, the candidate whose digest the Secret records, or nil.
+func (r refs) dataList(candidates ...[]v1alpha1.SecretsManagerSecretRef) []v1alpha1.SecretsManagerSecretRef {
+	if r.data != nil || r.dataDigest == "" {
+		return r.data
+	}
+	for _, c := range candidates {
+		if len(c) > 0 && versionsDigest(c) == r.dataDigest {
+			return c
+		}
+	}
+	return nil
 }
 
 // annotations records the refs on a Secret.
@@ -94,6 +151,9 @@ func (r refs) annotations() map[string]string {
 		a[AnnotationDataSecretID] = r.dataFrom.SecretID
 		a[AnnotationDataVersionID] = r.dataFrom.VersionID
 	}
+	if r.dataDigest != "" {
+		a[AnnotationDataVersions] = r.dataDigest
+	}
 	return a
 }
 
@@ -104,6 +164,12 @@ func (r refs) String() string {
 		if ref != nil {
 			parts = append(parts, "version "+ref.VersionID+" of "+ref.SecretID)
 		}
+	}
+	for _, ref := range r.data {
+		parts = append(parts, "version "+ref.VersionID+" of "+ref.SecretID)
+	}
+	if len(parts) == 0 && r.dataDigest != "" {
+		parts = append(parts, "the versions of its data entries")
 	}
 	return strings.Join(parts, " and ")
 }
@@ -116,6 +182,8 @@ type observed struct {
 	intact bool
 	// held are the versions the Secret holds; empty unless intact.
 	held refs
+	// mapping is the digest of the data entries and template the Secret was rendered with.
+	mapping string
 }
 
 // observe reads what a Secret holds. A nil Secret holds nothing.
@@ -138,13 +206,17 @@ func observe(secret *corev1.Secret) observed {
 	o.held = refs{
 		stringDataFrom: ref(AnnotationStringDataSecretID, AnnotationStringDataVersionID),
 		dataFrom:       ref(AnnotationDataSecretID, AnnotationDataVersionID),
+		dataDigest:     secret.Annotations[AnnotationDataVersions],
 	}
+	o.mapping = secret.Annotations[AnnotationMapping]
 	return o
 }
 
 // wanted is what the controller owns on the Secret of an AWSSecret, but for the data.
 type wanted struct {
 	refs refs
+	// mapping is the digest of the data entries and the template; empty without them.
+	mapping string
 	// labels and annotations are every label and annotation the controller sets, its own
 	// annotations (refs, owned-key records) included; the data hash is added with the data.
 	labels, annotations map[string]string
@@ -153,7 +225,7 @@ type wanted struct {
 
 // want computes what the controller owns on an AWSSecret's Secret.
 func want(awsSecret *v1alpha1.AWSSecret) wanted {
-	w := wanted{refs: pinnedRefs(awsSecret), labels: map[string]string{}, annotations: map[string]string{}, secretType: awsSecret.Spec.Type}
+	w := wanted{refs: pinnedRefs(awsSecret), mapping: mappingDigest(&awsSecret.Spec), labels: map[string]string{}, annotations: map[string]string{}, secretType: awsSecret.Spec.Type}
 	if w.secretType == "" {
 		w.secretType = corev1.SecretTypeOpaque
 	}
@@ -172,6 +244,9 @@ func want(awsSecret *v1alpha1.AWSSecret) wanted {
 		}
 	}
 	maps.Copy(w.annotations, w.refs.annotations())
+	if w.mapping != "" {
+		w.annotations[AnnotationMapping] = w.mapping
+	}
 	if len(ownedLabels) > 0 {
 		slices.Sort(ownedLabels)
 		w.annotations[AnnotationOwnedLabels] = strings.Join(ownedLabels, ",")
@@ -312,7 +387,7 @@ func validateSecret(secretType corev1.SecretType, data map[string][]byte) error 
 		return permanentError(v1alpha1.ReasonInvalidSecret, "the Secret's data would be %d bytes; the API server allows at most %d", size, maxSecretSize)
 	}
 	missing := func(keys ...string) error {
-		return permanentError(v1alpha1.ReasonInvalidSecret, "a Secret of type %s needs the data key %s, which the secret's JSON does not have", secretType, strings.Join(keys, " and "))
+		return permanentError(v1alpha1.ReasonInvalidSecret, "a Secret of type %s needs the data key %s, which the AWSSecret's data do not have", secretType, strings.Join(keys, " and "))
 	}
 	has := func(k string) bool { _, ok := data[k]; return ok }
 	switch secretType {

@@ -22,12 +22,14 @@ const maxConditionMessage = 32768
 func (c *Controller) status(awsSecret *v1alpha1.AWSSecret, out outcome) v1alpha1.AWSSecretStatus {
 	status := *awsSecret.Status.DeepCopy()
 	status.ObservedGeneration = awsSecret.Generation
+	pinned := pinnedRefs(awsSecret)
 	status.StringDataFrom, status.DataFrom = out.held.stringDataFrom, out.held.dataFrom
+	status.Data = out.held.dataList(pinned.data, awsSecret.Status.Data)
 	cond := metav1.Condition{
 		Type:               v1alpha1.ConditionReady,
 		Status:             metav1.ConditionTrue,
 		Reason:             v1alpha1.ReasonSynced,
-		Message:            "Secret holds " + pinnedRefs(awsSecret).String(),
+		Message:            "Secret holds " + pinned.String(),
 		ObservedGeneration: awsSecret.Generation,
 		LastTransitionTime: metav1.NewTime(c.clock.Now()),
 	}

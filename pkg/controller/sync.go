@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -112,6 +111,12 @@ func (c *Controller) syncSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecr
 		return outcome{err: conflictError(existing)}
 	}
 	have := observe(existing)
+	// The data entries and the template are checked before anything is read: a bad one costs
+	// no AWS call.
+	m, err := newMapping(&awsSecret.Spec)
+	if err != nil {
+		return outcome{held: have.held, err: err}
+	}
 	if existing != nil && existing.DeletionTimestamp != nil {
 		// Another writer's finalizer holds the Secret: writing over it, or replacing it, cannot
 		// work until it is gone, and its deletion event brings the next sync.
@@ -120,13 +125,14 @@ func (c *Controller) syncSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecr
 	}
 
 	// The Secret's own data are the cache of the pinned versions: AWS is asked only when they
-	// are not there, or were edited by hand.
+	// are not there, or were edited by hand. A new mapping of the same versions is rendered
+	// from the version cache.
 	var data map[string][]byte
 	hash := have.hash
-	if existing != nil && have.intact && have.held.equal(w.refs) {
+	if existing != nil && have.intact && have.held.equal(w.refs) && have.mapping == w.mapping {
 		data = existing.Data
 	} else {
-		if data, err = c.fetchData(ctx, id, awsSecret); err != nil {
+		if data, err = c.fetchData(ctx, id, m); err != nil {
 			return outcome{held: have.held, err: err}
 		}
 		hash = dataHash(data)
@@ -274,40 +280,22 @@ func (c *Controller) decide(namespace string, pinned refs) (d tenancy.Decision, 
 		}
 		annotations = m.GetAnnotations()
 	}
-	var ids []string
-	for _, ref := range []*v1alpha1.SecretsManagerSecretRef{pinned.stringDataFrom, pinned.dataFrom} {
-		if ref != nil {
-			ids = append(ids, ref.SecretID)
-		}
-	}
-	return c.policy.Decide(namespace, annotations, ids), true
+	return c.policy.Decide(namespace, annotations, pinned.secretIDs()), true
 }
 
-// fetchData reads the pinned versions as id and maps them to Secret data. stringDataFrom's keys
-// win over dataFrom's.
-func (c *Controller) fetchData(ctx context.Context, id awssm.Identity, awsSecret *v1alpha1.AWSSecret) (map[string][]byte, error) {
-	data := map[string][]byte{}
-	sources := []struct {
-		source *v1alpha1.DataSource
-		decode func([]byte) (map[string][]byte, error)
-	}{
-		{awsSecret.Spec.DataFrom, binaryData},
-		{awsSecret.Spec.StringDataFrom, stringData},
-	}
-	for _, s := range sources {
-		if s.source == nil {
-			continue
+// fetchData reads the pinned versions as id and maps them to Secret data. Each version is read
+// once per sync, however many sources pin it.
+func (c *Controller) fetchData(ctx context.Context, id awssm.Identity, m *mapping) (map[string][]byte, error) {
+	read := map[v1alpha1.SecretsManagerSecretRef][]byte{}
+	return m.data(func(ref v1alpha1.SecretsManagerSecretRef) ([]byte, error) {
+		if content, ok := read[ref]; ok {
+			return content, nil
 		}
-		ref := s.source.SecretsManagerSecretRef
 		version, err := c.versions.Get(ctx, id, ref.SecretID, ref.VersionID)
 		if err != nil {
 			return nil, err
 		}
-		decoded, err := s.decode(version.Bytes())
-		if err != nil {
-			return nil, err
-		}
-		maps.Copy(data, decoded)
-	}
-	return data, nil
+		read[ref] = version.Bytes()
+		return read[ref], nil
+	})
 }

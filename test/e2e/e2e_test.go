@@ -156,21 +156,30 @@ func TestSeedExampleRolloutSteadyStateRestart(t *testing.T) {
 	if took := ctrl.stop(t); took > 5*time.Second {
 		t.Errorf("SIGTERM to exit took %s, want under 5s", took)
 	}
-	emulatorBefore = emulatorCalls(t)
+	restartCostsNothing(t, ns, 4)
+}
+
+// restartCostsNothing starts a new controller on a namespace whose AWSSecrets are synced, waits
+// until it has re-checked n of them, and fails if it called AWS (by its metrics and by the
+// emulator's log) or wrote any object. It returns the new controller.
+func restartCostsNothing(t *testing.T, ns string, n int) *controllerProcess {
+	t.Helper()
+	before, emulatorBefore := snapshot(t, ns), emulatorCalls(t)
 	restarted := startController(t, "restarted", env.Kubeconfig, nil, "--namespace", ns)
-	eventually(t, 30*time.Second, "restarted controller re-checks all 4 AWSSecrets", func() (bool, string) {
-		n := restarted.metric(t, "aws_secret_controller_syncs_total", map[string]string{"result": controller.ResultUnchanged})
-		return n >= 4, fmt.Sprintf("%v unchanged syncs", n)
+	eventually(t, 30*time.Second, fmt.Sprintf("the restarted controller re-checks %d AWSSecrets", n), func() (bool, string) {
+		got := restarted.syncs(t, controller.ResultUnchanged)
+		return got >= n, fmt.Sprintf("%d Unchanged syncs", got)
 	})
 	if got := restarted.awsCalls(t); got != 0 {
-		t.Errorf("AWS calls after restart = %d, want 0", got)
+		t.Errorf("GetSecretValue calls after restart = %d, want 0", got)
 	}
 	if got := emulatorCalls(t) - emulatorBefore; got != 0 {
-		t.Errorf("emulator saw %d calls after restart, want 0", got)
+		t.Errorf("emulator saw %d GetSecretValue calls after restart, want 0", got)
 	}
 	if after := snapshot(t, ns); after != before {
 		t.Errorf("objects were written after restart:\nbefore %s\nafter  %s", before, after)
 	}
+	return restarted
 }
 
 // TestAPIServerRefusesInvalidAWSSecrets sends objects the CRD schema must refuse.
@@ -198,9 +207,9 @@ func TestAPIServerRefusesInvalidAWSSecrets(t *testing.T) {
 		"empty secretId":     {spec: map[string]any{"stringDataFrom": ref("", seedVersionID)}, wantMessage: "secretId"},
 		"a version stage":    {spec: map[string]any{"stringDataFrom": ref("prod/mysecret", "AWSCURRENT")}, wantMessage: "versionId"},
 		"dataFrom, no id":    {spec: map[string]any{"dataFrom": ref("prod/mysecret", nil)}, wantMessage: "versionId: Required value"},
-		"empty spec":         {spec: map[string]any{}, wantMessage: "at least one of stringDataFrom or dataFrom is required"},
+		"empty spec":         {spec: map[string]any{}, wantMessage: "at least one of stringDataFrom, dataFrom or data is required"},
 		"no spec":            {spec: nil, wantMessage: "spec: Required value"},
-		"only a type":        {spec: map[string]any{"type": "Opaque"}, wantMessage: "at least one of stringDataFrom or dataFrom is required"},
+		"only a type":        {spec: map[string]any{"type": "Opaque"}, wantMessage: "at least one of stringDataFrom, dataFrom or data is required"},
 		"versionId too long": {spec: map[string]any{"stringDataFrom": ref("prod/mysecret", strings.Repeat("a", 65))}, wantMessage: "versionId"},
 	}
 	for name, tc := range tests {

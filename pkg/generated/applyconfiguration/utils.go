@@ -38,12 +38,16 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &mumoshuv1alpha1.AWSSecretSpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("AWSSecretStatus"):
 		return &mumoshuv1alpha1.AWSSecretStatusApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("DataEntry"):
+		return &mumoshuv1alpha1.DataEntryApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("DataSource"):
 		return &mumoshuv1alpha1.DataSourceApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("SecretMetadata"):
 		return &mumoshuv1alpha1.SecretMetadataApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("SecretsManagerSecretRef"):
 		return &mumoshuv1alpha1.SecretsManagerSecretRefApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("SecretTemplate"):
+		return &mumoshuv1alpha1.SecretTemplateApplyConfiguration{}
 
 	}
 	return nil

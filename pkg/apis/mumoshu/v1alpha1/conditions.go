@@ -18,8 +18,14 @@ const (
 	ReasonSecretScheduledForDeletion = "SecretScheduledForDeletion"
 	// ReasonDecryptionFailure: Secrets Manager could not decrypt the version with its KMS key.
 	ReasonDecryptionFailure = "DecryptionFailure"
-	// ReasonInvalidSecretFormat: the version is not a JSON object (or a dataFrom value is not base64).
+	// ReasonInvalidSecretFormat: the version cannot be read as asked: not a JSON object where one
+	// is needed (stringDataFrom, dataFrom, a data entry's property), or not base64 where it must be.
 	ReasonInvalidSecretFormat = "InvalidSecretFormat"
+	// ReasonPropertyNotFound: a data entry's property names a member the version does not have.
+	ReasonPropertyNotFound = "PropertyNotFound"
+	// ReasonInvalidTemplate: a template key does not parse, uses a refused construct, or fails to
+	// render (a key it names is missing, a function fails).
+	ReasonInvalidTemplate = "InvalidTemplate"
 	// ReasonInvalidKey: a JSON member name is not a valid Secret data key.
 	ReasonInvalidKey = "InvalidKey"
 	// ReasonSecretNotAllowed: the namespace may not read the secret id (the controller's

@@ -27,6 +27,8 @@ import (
 type AWSSecretSpecApplyConfiguration struct {
 	StringDataFrom *DataSourceApplyConfiguration     `json:"stringDataFrom,omitempty"`
 	DataFrom       *DataSourceApplyConfiguration     `json:"dataFrom,omitempty"`
+	Data           []DataEntryApplyConfiguration     `json:"data,omitempty"`
+	Template       *SecretTemplateApplyConfiguration `json:"template,omitempty"`
 	Type           *v1.SecretType                    `json:"type,omitempty"`
 	Metadata       *SecretMetadataApplyConfiguration `json:"metadata,omitempty"`
 }
@@ -50,6 +52,27 @@ func (b *AWSSecretSpecApplyConfiguration) WithStringDataFrom(value *DataSourceAp
 // If called multiple times, the DataFrom field is set to the value of the last call.
 func (b *AWSSecretSpecApplyConfiguration) WithDataFrom(value *DataSourceApplyConfiguration) *AWSSecretSpecApplyConfiguration {
 	b.DataFrom = value
+	return b
+}
+
+// WithData adds the given value to the Data field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the Data field.
+func (b *AWSSecretSpecApplyConfiguration) WithData(values ...*DataEntryApplyConfiguration) *AWSSecretSpecApplyConfiguration {
+	for i := range values {
+		if values[i] == nil {
+			panic("nil value passed to WithData")
+		}
+		b.Data = append(b.Data, *values[i])
+	}
+	return b
+}
+
+// WithTemplate sets the Template field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Template field is set to the value of the last call.
+func (b *AWSSecretSpecApplyConfiguration) WithTemplate(value *SecretTemplateApplyConfiguration) *AWSSecretSpecApplyConfiguration {
+	b.Template = value
 	return b
 }
 

@@ -25,10 +25,11 @@ import (
 // AWSSecretStatusApplyConfiguration represents a declarative configuration of the AWSSecretStatus type for use
 // with apply.
 type AWSSecretStatusApplyConfiguration struct {
-	ObservedGeneration *int64                                     `json:"observedGeneration,omitempty"`
-	StringDataFrom     *SecretsManagerSecretRefApplyConfiguration `json:"stringDataFrom,omitempty"`
-	DataFrom           *SecretsManagerSecretRefApplyConfiguration `json:"dataFrom,omitempty"`
-	Conditions         []v1.ConditionApplyConfiguration           `json:"conditions,omitempty"`
+	ObservedGeneration *int64                                      `json:"observedGeneration,omitempty"`
+	StringDataFrom     *SecretsManagerSecretRefApplyConfiguration  `json:"stringDataFrom,omitempty"`
+	DataFrom           *SecretsManagerSecretRefApplyConfiguration  `json:"dataFrom,omitempty"`
+	Data               []SecretsManagerSecretRefApplyConfiguration `json:"data,omitempty"`
+	Conditions         []v1.ConditionApplyConfiguration            `json:"conditions,omitempty"`
 }
 
 // AWSSecretStatusApplyConfiguration constructs a declarative configuration of the AWSSecretStatus type for use with
@@ -58,6 +59,19 @@ func (b *AWSSecretStatusApplyConfiguration) WithStringDataFrom(value *SecretsMan
 // If called multiple times, the DataFrom field is set to the value of the last call.
 func (b *AWSSecretStatusApplyConfiguration) WithDataFrom(value *SecretsManagerSecretRefApplyConfiguration) *AWSSecretStatusApplyConfiguration {
 	b.DataFrom = value
+	return b
+}
+
+// WithData adds the given value to the Data field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the Data field.
+func (b *AWSSecretStatusApplyConfiguration) WithData(values ...*SecretsManagerSecretRefApplyConfiguration) *AWSSecretStatusApplyConfiguration {
+	for i := range values {
+		if values[i] == nil {
+			panic("nil value passed to WithData")
+		}
+		b.Data = append(b.Data, *values[i])
+	}
 	return b
 }
 
