@@ -11,7 +11,8 @@ KUBE_VERSION := v1.34.2
 KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34
 
-# How long `make test` fuzzes each target (the payload, the mapping); `make fuzz FUZZTIME=10m` for longer.
+# How long `make test` fuzzes each target (the payload, the mapping, the version bump's rewrite);
+# `make fuzz FUZZTIME=10m` for longer.
 FUZZTIME ?= 10s
 # Extra flags for go test, e.g. TESTFLAGS='-run TestSeed -v'.
 TESTFLAGS ?=
@@ -27,12 +28,16 @@ VERSION_LDFLAGS = -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 all: build
 
-build: $(BIN)/aws-secret-controller
+build: $(BIN)/aws-secret-controller $(BIN)/update-aws-secret-ids
 
 # Always handed to go build, which knows best whether anything changed.
-.PHONY: $(BIN)/aws-secret-controller
+.PHONY: $(BIN)/aws-secret-controller $(BIN)/update-aws-secret-ids
 $(BIN)/aws-secret-controller:
 	$(GO) build -ldflags "$(VERSION_LDFLAGS)" -o $@ ./cmd/aws-secret-controller
+
+# The tool that bumps pinned versionIds in Git (README: Bumping versions).
+$(BIN)/update-aws-secret-ids:
+	$(GO) build -o $@ ./cmd/update-aws-secret-ids
 
 # The controller's OCI image for linux/amd64 and linux/arm64, built with no container engine by
 # hack/tools/image (which stamps the binary as VERSION_LDFLAGS does): an OCI layout tarball named
@@ -98,6 +103,7 @@ e2e: tools build
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzPayload -fuzztime $(FUZZTIME) ./pkg/controller
 	$(GO) test -run '^$$' -fuzz FuzzMapping -fuzztime $(FUZZTIME) ./pkg/controller
+	$(GO) test -run '^$$' -fuzz FuzzRewrite -fuzztime $(FUZZTIME) ./pkg/bump
 
 # The real components the e2e tests, the demo and the benchmark run.
 tools: $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/kubectl $(BIN)/kumo

@@ -54,6 +54,15 @@ type Config struct {
 	// Endpoint overrides the Secrets Manager endpoint, e.g. for an emulator. Empty means the
 	// SDK's resolution, which also honours AWS_ENDPOINT_URL_SECRETS_MANAGER.
 	Endpoint string
+	// AppID names the program in the User-Agent of its calls; empty means AppID.
+	AppID string
+}
+
+func (cfg Config) appID() string {
+	if cfg.AppID != "" {
+		return cfg.AppID
+	}
+	return AppID
 }
 
 // LoadConfig loads the SDK's default configuration (credentials, region, endpoints from the
@@ -72,7 +81,7 @@ func LoadConfig(ctx context.Context, cfg Config) (aws.Config, error) {
 	}
 	// Shows as app/aws-secret-controller in the User-Agent of every AWS call (STS included), so
 	// the calls can be told apart in CloudTrail and emulator logs.
-	awsCfg.AppID = AppID
+	awsCfg.AppID = cfg.appID()
 	return awsCfg, nil
 }
 
@@ -82,7 +91,7 @@ func NewClient(awsCfg aws.Config, cfg Config) *secretsmanager.Client {
 }
 
 func (cfg Config) clientOptions(o *secretsmanager.Options) {
-	o.AppID = AppID
+	o.AppID = cfg.appID()
 	if cfg.Endpoint != "" {
 		o.BaseEndpoint = aws.String(cfg.Endpoint)
 	}

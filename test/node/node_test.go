@@ -23,6 +23,7 @@ import (
 
 	"github.com/mumoshu/aws-secret-controller/pkg/tenancy"
 	"github.com/mumoshu/aws-secret-controller/pkg/testenv"
+	"github.com/mumoshu/aws-secret-controller/test/testutil"
 )
 
 const (
@@ -151,14 +152,13 @@ func TestInstall(t *testing.T) {
 	waitSecret(t, "default", "example", "foo", value)
 }
 
-// TestApplicationPods: a Pod that mounts the Secret as a volume sees a bumped version in place; a
-// Deployment that reads it as an environment variable gets it after a rollout, made by the same
-// change putting the versionId into its Pod template (the version-bump recipe).
+// TestApplicationPods: a Pod that mounts the Secret as a volume sees a bumped version in place,
+// after the kubelet's next sync of the Pod.
 func TestApplicationPods(t *testing.T) {
 	installed(t)
 	ctx := context.Background()
 	a, b := newValue("app-a"), newValue("app-b")
-	va := syncedAWSSecret(t, "default", "app", "prod/app", "password", a)
+	syncedAWSSecret(t, "default", "app", "prod/app", "password", a)
 
 	volumeApp := corev1.Container{Name: "app", Image: appImage, ImagePullPolicy: corev1.PullNever,
 		Env:             []corev1.EnvVar{{Name: "FILE", Value: "/secret/password"}},
@@ -172,49 +172,71 @@ func TestApplicationPods(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	kubectl(t, envReaderDeployment(va), "apply", "-n", "default", "-f", "-")
-
 	waitLog(t, "volume-reader", "file="+digest(a))
-	envPodA := waitEnvReader(t, "", "env="+digest(a))
 
 	vb := putSecretValue(t, "prod/app", fmt.Sprintf(`{"password":%q}`, b))
 	bump(t, "default", "app", vb)
 	waitSecret(t, "default", "app", "password", b)
-	// In place: the kubelet rewrites the volume at the Pod's next sync.
 	waitLog(t, "volume-reader", "file="+digest(b))
-	// An environment variable changes only with a new Pod: the versionId in the template rolls it.
-	kubectl(t, envReaderDeployment(vb), "apply", "-n", "default", "-f", "-")
-	waitEnvReader(t, envPodA, "env="+digest(b))
 }
 
-// envReaderDeployment is an application Deployment whose Pod template carries the versionId it
-// was rendered for, as the version-bump recipe writes it; its app reads the Secret's password as
-// an environment variable.
-func envReaderDeployment(versionID string) string {
-	return fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: env-reader
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app: env-reader}
-  template:
-    metadata:
-      labels: {app: env-reader}
-      annotations:
-        aws-secret-controller.mumoshu.github.io/version-id: %q
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: app
-        image: %s
-        imagePullPolicy: Never
-        env:
-        - name: VALUE
-          valueFrom:
-            secretKeyRef: {name: app, key: password}
-`, versionID, appImage)
+// TestRolloutRecipe: the GitOps flow of manifests/example/rollout with update-aws-secret-ids. A
+// new AWSCURRENT is bumped into the manifests by the tool and applied; the recipe's Deployment,
+// which reads the Secret as an environment variable, rolls to a Pod that has the new value, never
+// one started with the old (its Secret's name carries the version, so the kubelet waits for the
+// controller to write it). The previous AWSSecret and Secret stay for the previous Pods.
+func TestRolloutRecipe(t *testing.T) {
+	installed(t)
+	ctx := context.Background()
+	const secretID = "prod/rollout"
+	a, b := newValue("rollout-a"), newValue("rollout-b")
+	va := createSecret(t, secretID, fmt.Sprintf(`{"password":%q}`, a))
+
+	// The application's manifests as a team keeps them in Git, with the test app as the image.
+	dir := t.TempDir()
+	testutil.CopyDir(t, filepath.Join(repoRoot, "manifests", "example", "rollout"), filepath.Join(dir, "rollout"), "prod/app", secretID)
+	overlay := filepath.Join(dir, "overlay")
+	name, tag, _ := strings.Cut(appImage, ":")
+	testutil.CopyDir(t, filepath.Join(repoRoot, "test", "node", "testdata", "rollout-overlay"), overlay,
+		"APP_IMAGE_NAME", name, "APP_IMAGE_TAG", tag)
+	// A bot's commit: --check says the manifests are behind, the tool bumps them, they are applied.
+	commit := func(want string) {
+		t.Helper()
+		if code, stdout, stderr := testutil.UpdateAWSSecretIDs(t, env.BinDir, env.AWSEnv(), "--check", dir); code != 1 {
+			t.Fatalf("--check: exit %d, want 1 (stdout %q, stderr %q)", code, stdout, stderr)
+		}
+		code, stdout, stderr := testutil.UpdateAWSSecretIDs(t, env.BinDir, env.AWSEnv(), dir)
+		if code != 0 || !strings.HasSuffix(stdout, " -> "+want+"\n") {
+			t.Fatalf("update-aws-secret-ids: exit %d, stdout %q, want a bump to %s (stderr %q)", code, stdout, want, stderr)
+		}
+		kubectl(t, "", "apply", "-k", overlay)
+	}
+	// The recipe pins an example version: the first commit pins the current one.
+	commit(va)
+	waitSecret(t, "default", "app."+va, "password", a)
+	podA := waitEnvReader(t, "", "env="+digest(a))
+
+	vb := putSecretValue(t, secretID, fmt.Sprintf(`{"password":%q}`, b))
+	commit(vb)
+	waitSecret(t, "default", "app."+vb, "password", b)
+	podB := waitEnvReader(t, podA, "env="+digest(b))
+	// No Pod of the Deployment ever reported another value.
+	pods, err := kube.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pod := range pods.Items {
+		if pod.Name == podA || pod.Name == podB {
+			continue
+		}
+		if log, err := kube.CoreV1().Pods("default").GetLogs(pod.Name, &corev1.PodLogOptions{}).DoRaw(ctx); err == nil && len(log) > 0 {
+			t.Errorf("Pod %s of the rollout logged %q", pod.Name, log)
+		}
+	}
+	// kubectl apply without --prune leaves the previous version for the previous ReplicaSet.
+	if _, err := kube.CoreV1().Secrets("default").Get(ctx, "app."+va, metav1.GetOptions{}); err != nil {
+		t.Errorf("the previous version's Secret: %v", err)
+	}
 }
 
 // waitLog waits until a Pod in default has logged a line containing want.
@@ -229,13 +251,13 @@ func waitLog(t *testing.T, pod, want string) {
 	})
 }
 
-// waitEnvReader waits until a running env-reader Pod other than not has logged want, and
-// returns its name.
+// waitEnvReader waits until a running Pod of the recipe's Deployment other than not has logged
+// want, and returns its name.
 func waitEnvReader(t *testing.T, not, want string) string {
 	t.Helper()
 	var found string
-	eventually(t, 2*time.Minute, fmt.Sprintf("a new env-reader Pod logging %q", want), func() (bool, string) {
-		pods, err := kube.CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{LabelSelector: "app=env-reader"})
+	eventually(t, 2*time.Minute, fmt.Sprintf("a new Pod of Deployment app logging %q", want), func() (bool, string) {
+		pods, err := kube.CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{LabelSelector: "app=app"})
 		if err != nil {
 			return false, err.Error()
 		}

@@ -1,12 +1,20 @@
 // Package testutil holds what the end-to-end suites (test/e2e, test/node) share: polling with a
-// deadline, writing secrets into the emulator, creating AWSSecrets, and remembering the values
-// the tests stored so their logs can be searched for leaks.
+// deadline, writing secrets into the emulator, creating AWSSecrets, remembering the values the
+// tests stored so their logs can be searched for leaks, and running update-aws-secret-ids over a
+// copy of a manifests folder.
 package testutil
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -97,5 +105,49 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (b
 			t.Fatalf("%s: not within %s; last seen: %s", what, timeout, last)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// UpdateAWSSecretIDs runs bin/update-aws-secret-ids from binDir with the environment env (the
+// emulator's endpoint and credentials) and returns its exit status and output.
+func UpdateAWSSecretIDs(t testing.TB, binDir string, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "update-aws-secret-ids"), args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+	default:
+		t.Fatalf("running update-aws-secret-ids (make build): %v", err)
+	}
+	return code, out.String(), errOut.String()
+}
+
+// CopyDir copies the regular files of a directory tree to dst, replacing each old string of
+// replace with its new one (pairs, as strings.NewReplacer takes them).
+func CopyDir(t testing.TB, src, dst string, replace ...string) {
+	t.Helper()
+	r := strings.NewReplacer(replace...)
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), []byte(r.Replace(string(b))), 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -2,9 +2,10 @@
 // it sees of a Secret, as a file (a Secret volume) and as an environment variable, so a test can
 // tell which version reached the Pod. It prints digests, never the values, one line per change:
 //
-//	file=<sha256 of FILE's content, 16 hex digits> env=<sha256 of $VALUE, 16 hex digits>
+//	file=<sha256 of FILE's content, 16 hex digits> env=<sha256 of the variable VAR names, 16 hex digits>
 //
-// "-" stands for a file or variable that is not there. It exits at SIGTERM.
+// FILE names the file; VAR names the variable (VALUE when unset). "-" stands for a file or
+// variable that is not there. It exits at SIGTERM.
 package main
 
 import (
@@ -44,7 +45,11 @@ func observe() string {
 		}
 	}
 	env := "-"
-	if v, ok := os.LookupEnv("VALUE"); ok {
+	name := os.Getenv("VAR")
+	if name == "" {
+		name = "VALUE"
+	}
+	if v, ok := os.LookupEnv(name); ok {
 		env = Digest(v)
 	}
 	return fmt.Sprintf("file=%s env=%s", file, env)

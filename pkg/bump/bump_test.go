@@ -1,0 +1,281 @@
+package bump
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+const (
+	db1, db2   = "11111111-1111-4111-8111-111111111111", "aaaaaaaa-1111-4111-8111-111111111111"
+	ks1, ks2   = "22222222-2222-4222-8222-222222222222", "bbbbbbbb-2222-4222-8222-222222222222"
+	tls1, tls2 = "33333333-3333-4333-8333-333333333333", "cccccccc-3333-4333-8333-333333333333"
+	tok1       = "44444444-4444-4444-8444-444444444444"
+)
+
+func readFixture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// appRefs are the references in testdata/app.yaml, in file order.
+var appRefs = []Ref{
+	{Line: 11, SecretID: "prod/db", VersionID: db1},
+	{Line: 16, SecretID: "prod/keystore", VersionID: ks1},
+	{Line: 37, SecretID: "prod/tls", VersionID: tls1},
+	{Line: 42, SecretID: "prod/tls", VersionID: tls1},
+	{Line: 45, SecretID: "prod/token", VersionID: tok1},
+}
+
+func TestFind(t *testing.T) {
+	crlf := bytes.ReplaceAll(readFixture(t, "app.yaml"), []byte("\n"), []byte("\r\n"))
+	for name, content := range map[string][]byte{"LF": readFixture(t, "app.yaml"), "CRLF": crlf} {
+		t.Run(name, func(t *testing.T) {
+			refs, err := Find(content)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(appRefs, refs, cmpopts.IgnoreUnexported(Ref{})); diff != "" {
+				t.Errorf("refs (-want +got):\n%s", diff)
+			}
+		})
+	}
+	for _, name := range []string{"patch.yaml", "other-kind.yaml"} {
+		refs, err := Find(readFixture(t, name))
+		if err != nil || len(refs) != 0 {
+			t.Errorf("%s: refs %v, err %v; want none: it is not an AWSSecret", name, refs, err)
+		}
+	}
+	if _, err := Find(readFixture(t, "broken.yaml")); err == nil {
+		t.Error("broken.yaml: no error")
+	}
+}
+
+// TestRewriteChangesOnlyTheVersionIds compares bytes: the rewrite of every reference in app.yaml
+// is the file with exactly those ids replaced, in their own quoting, and nothing else; the
+// Deployment's mentions of the same id stay.
+func TestRewriteChangesOnlyTheVersionIds(t *testing.T) {
+	for _, eol := range []string{"\n", "\r\n"} {
+		content := bytes.ReplaceAll(readFixture(t, "app.yaml"), []byte("\n"), []byte(eol))
+		refs, err := Find(content)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Rewrite(content, refs, []string{db2, ks2, tls2, tls2, ""})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := string(content)
+		for _, r := range []struct{ old, new string }{
+			{"versionId: " + db1 + "   # bumped", "versionId: " + db2 + "   # bumped"},
+			{"versionId: '" + ks1 + "'", "versionId: '" + ks2 + "'"},
+			{`versionId: "` + tls1 + `"}`, `versionId: "` + tls2 + `"}`},
+			{"      versionId: " + tls1 + eol, "      versionId: " + tls2 + eol},
+		} {
+			if strings.Count(want, r.old) != 1 {
+				t.Fatalf("fixture: %q appears %d times", r.old, strings.Count(want, r.old))
+			}
+			want = strings.Replace(want, r.old, r.new, 1)
+		}
+		if diff := cmp.Diff(want, string(got)); diff != "" {
+			t.Errorf("eol %q: rewrite (-want +got):\n%s", eol, diff)
+		}
+		// Unchanged ids leave the bytes as they are.
+		same, err := Rewrite(content, refs, []string{db1, "", tls1, "", tok1})
+		if err != nil || !bytes.Equal(same, content) {
+			t.Errorf("eol %q: a rewrite to the same ids changed the file (err %v)", eol, err)
+		}
+	}
+}
+
+func TestRewriteQuotesWhatNeedsIt(t *testing.T) {
+	content := []byte("apiVersion: mumoshu.github.io/v1alpha1\nkind: AWSSecret\nspec:\n  stringDataFrom:\n    secretsManagerSecretRef: {secretId: a, versionId: x1}\n")
+	refs, err := Find(content)
+	if err != nil || len(refs) != 1 {
+		t.Fatal(refs, err)
+	}
+	got, err := Rewrite(content, refs, []string{"#weird: id"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(got, []byte(`versionId: "#weird: id"}`)) {
+		t.Errorf("got %s", got)
+	}
+	if _, err := Rewrite(content, refs, []string{"a\"b"}); err == nil {
+		t.Error("an id with a quote was written")
+	}
+}
+
+func TestFindReportsWhatCannotBeRewritten(t *testing.T) {
+	for name, ref := range map[string]string{
+		"block scalar": "versionId: |\n        x1\n",
+		"escape":       `versionId: "x\u0031"` + "\n",
+		"alias":        "versionId: *v\n",
+		"tag":          "versionId: !!str x1\n",
+		"empty":        "versionId:\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			content := "x: &v x1\napiVersion: mumoshu.github.io/v1alpha1\nkind: AWSSecret\nspec:\n  stringDataFrom:\n    secretsManagerSecretRef:\n      secretId: a\n      " + ref
+			refs, err := Find([]byte(content))
+			if err != nil || len(refs) != 1 {
+				t.Fatal(refs, err)
+			}
+			if refs[0].Problem == "" {
+				t.Fatalf("no problem reported for %q", ref)
+			}
+			if _, err := Rewrite([]byte(content), refs, []string{"x2"}); err == nil {
+				t.Error("rewrote it anyway")
+			}
+		})
+	}
+}
+
+func TestUnifiedDiff(t *testing.T) {
+	old := []byte("1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n13\n14\n15\n16\n17\n18\n19\n20")
+	new := []byte("1\n2\nthree\n4\n5\n6\n7\n8\n9\nten\n11\n12\n13\n14\n15\n16\n17\n18\n19\ntwenty")
+	want := `--- a/f.yaml
++++ b/f.yaml
+@@ -1,13 +1,13 @@
+ 1
+ 2
+-3
++three
+ 4
+ 5
+ 6
+ 7
+ 8
+ 9
+-10
++ten
+ 11
+ 12
+ 13
+@@ -17,4 +17,4 @@
+ 17
+ 18
+ 19
+-20
+\ No newline at end of file
++twenty
+\ No newline at end of file
+`
+	if diff := cmp.Diff(want, UnifiedDiff("f.yaml", old, new)); diff != "" {
+		t.Errorf("diff (-want +got):\n%s", diff)
+	}
+	if d := UnifiedDiff("f.yaml", old, old); d != "" {
+		t.Errorf("diff of equal files = %q", d)
+	}
+}
+
+// fakeSM answers DescribeSecret from a table of versions and stages, counting calls per id.
+type fakeSM struct {
+	mu      sync.Mutex
+	secrets map[string]map[string][]string
+	errs    map[string]error
+	calls   map[string]int
+}
+
+func (f *fakeSM) DescribeSecret(_ context.Context, in *secretsmanager.DescribeSecretInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.DescribeSecretOutput, error) {
+	id := aws.ToString(in.SecretId)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.calls == nil {
+		f.calls = map[string]int{}
+	}
+	f.calls[id]++
+	if err := f.errs[id]; err != nil {
+		return nil, err
+	}
+	versions, ok := f.secrets[id]
+	if !ok {
+		return nil, &smtypes.ResourceNotFoundException{Message: aws.String("Secrets Manager can't find the specified secret.")}
+	}
+	return &secretsmanager.DescribeSecretOutput{Name: in.SecretId, VersionIdsToStages: versions}, nil
+}
+
+func TestResolve(t *testing.T) {
+	sm := &fakeSM{
+		secrets: map[string]map[string][]string{
+			"prod/db":      {db1: {"AWSPREVIOUS"}, db2: {"AWSCURRENT", "blue"}},
+			"prod/nostage": {db1: {"AWSPREVIOUS"}},
+		},
+		errs: map[string]error{"prod/denied": errors.New("AccessDeniedException: not allowed")},
+	}
+	got := Resolve(context.Background(), sm, []string{"prod/db", "prod/db", "prod/nostage", "prod/missing", "prod/db"}, "AWSCURRENT", 2)
+	if got["prod/db"].VersionID != db2 || got["prod/db"].Err != nil {
+		t.Errorf("prod/db: %+v", got["prod/db"])
+	}
+	for id, want := range map[string]string{"prod/nostage": "no version", "prod/missing": "SecretNotFound"} {
+		if err := got[id].Err; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one saying %q", id, err, want)
+		}
+	}
+	if diff := cmp.Diff(map[string]int{"prod/db": 1, "prod/nostage": 1, "prod/missing": 1}, sm.calls); diff != "" {
+		t.Errorf("DescribeSecret calls (-want +got):\n%s", diff)
+	}
+	if r := Resolve(context.Background(), sm, []string{"prod/db"}, "blue", 1)["prod/db"]; r.VersionID != db2 {
+		t.Errorf("stage blue: %+v", r)
+	}
+}
+
+// FuzzRewrite checks that no content makes Find or Rewrite panic, and that a rewrite is still
+// YAML whose references say the new ids at the same lines, the others unchanged.
+func FuzzRewrite(f *testing.F) {
+	for _, name := range []string{"app.yaml", "patch.yaml", "other-kind.yaml", "broken.yaml"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("apiVersion: mumoshu.github.io/v1alpha1\r\nkind: AWSSecret\r\nspec: {data: [{secretsManagerSecretRef: {secretId: a, versionId: 'x''y'}}]}\r\n"))
+	f.Fuzz(func(t *testing.T, content []byte) {
+		refs, err := Find(content)
+		if err != nil {
+			return
+		}
+		to := make([]string, len(refs))
+		for i, r := range refs {
+			if r.Problem == "" && i%2 == 0 {
+				to[i] = fmt.Sprintf("fuzz%d-0123456789abcdef0123456789abcdef", i)
+			}
+		}
+		out, err := Rewrite(content, refs, to)
+		if err != nil {
+			t.Fatalf("Rewrite: %v", err)
+		}
+		again, err := Find(out)
+		if err != nil {
+			t.Fatalf("the rewrite is not YAML: %v", err)
+		}
+		if len(again) != len(refs) {
+			t.Fatalf("%d references after the rewrite, %d before", len(again), len(refs))
+		}
+		for i, r := range refs {
+			want := r.VersionID
+			if to[i] != "" {
+				want = to[i]
+			}
+			if again[i].VersionID != want || again[i].Line != r.Line || again[i].SecretID != r.SecretID {
+				t.Fatalf("reference %d: %+v after the rewrite, want versionId %q at line %d", i, again[i], want, r.Line)
+			}
+		}
+	})
+}
