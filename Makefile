@@ -22,6 +22,8 @@ TESTFLAGS ?=
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 IMAGE ?= ghcr.io/mumoshu/aws-secret-controller
+# Where `make chart-push` pushes the Helm chart.
+CHART_REPO ?= oci://ghcr.io/mumoshu/charts
 VERSION_LDFLAGS = -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .PHONY: all build generate verify fmt-check vet test unit e2e fuzz tools node-tools node-packages demo demo-cluster bench clean
@@ -106,7 +108,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRewrite -fuzztime $(FUZZTIME) ./pkg/bump
 
 # The real components the e2e tests, the demo and the benchmark run.
-tools: $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/kubectl $(BIN)/kumo
+tools: $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/kubectl $(BIN)/kumo $(BIN)/helm
 
 # A real node for the tests that run the shipped manifests as Pods (pkg/testenv Options.Node):
 # kubelet, kube-controller-manager and kube-scheduler from the same Kubernetes as kube-apiserver,
@@ -135,6 +137,18 @@ $(BIN)/kubectl: hack/tools/kube/go.mod hack/tools/kube/go.sum
 
 $(BIN)/etcd: hack/tools/kube/go.mod hack/tools/kube/go.sum hack/tools/kube/etcd/main.go
 	cd hack/tools/kube && $(GO) build -o $@ ./etcd
+
+# The Helm chart, packaged with the release's version (tag vX.Y.Z: chart X.Y.Z, appVersion vX.Y.Z,
+# so its default image is the release's) and pushed to $(CHART_REPO). Log in first with
+# `bin/helm registry login ghcr.io`.
+.PHONY: chart-push
+chart-push: $(BIN)/helm
+	$(BIN)/helm package charts/aws-secret-controller --version $(VERSION:v%=%) --app-version $(VERSION) --destination $(BIN)/charts
+	$(BIN)/helm push $(BIN)/charts/aws-secret-controller-$(VERSION:v%=%).tgz $(CHART_REPO)
+
+# Helm, for the chart's tests (lint, template, install on the test node) and the release.
+$(BIN)/helm: hack/tools/helm/go.mod hack/tools/helm/go.sum
+	cd hack/tools/helm && $(GO) build -o $@ helm.sh/helm/v3/cmd/helm
 
 $(BIN)/kumo: hack/tools/kumo/go.mod hack/tools/kumo/go.sum
 	cd hack/tools/kumo && $(GO) build -o $@ github.com/sivchari/kumo/cmd/kumo

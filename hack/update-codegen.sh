@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates everything generated in this repository from the API types:
 # deepcopy, clientset (with fake), listers, informers and applyconfigurations with the pinned
-# k8s.io/code-generator's kube_codegen.sh, and the CRD in manifests/crd with the pinned controller-gen.
+# k8s.io/code-generator's kube_codegen.sh, and the CRD in manifests/crd with the pinned controller-gen,
+# copied into the Helm chart's crds/ so that both installs carry the same CRD.
 set -o errexit -o nounset -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,3 +33,6 @@ kube::codegen::gen_client \
 go tool controller-gen crd:crdVersions=v1 \
     paths=./pkg/apis/... \
     output:crd:artifacts:config="${ROOT}/manifests/crd"
+
+mkdir -p "${ROOT}/charts/aws-secret-controller/crds"
+cp "${ROOT}/manifests/crd/mumoshu.github.io_awssecrets.yaml" "${ROOT}/charts/aws-secret-controller/crds/"

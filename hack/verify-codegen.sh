@@ -8,11 +8,11 @@ TMP=$(mktemp -d)
 trap 'rm -rf "${TMP}"' EXIT
 
 # Only what generation reads and writes; bin/ and other large folders stay behind.
-tar -C "${ROOT}" -cf - go.mod go.sum hack pkg manifests | tar -C "${TMP}" -xf -
+tar -C "${ROOT}" -cf - go.mod go.sum hack/update-codegen.sh hack/boilerplate.go.txt pkg manifests charts | tar -C "${TMP}" -xf -
 "${TMP}/hack/update-codegen.sh" >/dev/null
 
 status=0
-for dir in pkg/apis pkg/generated manifests/crd; do
+for dir in pkg/apis pkg/generated manifests/crd charts/aws-secret-controller/crds; do
   if ! diff -Naupr "${ROOT}/${dir}" "${TMP}/${dir}"; then
     status=1
   fi

@@ -50,12 +50,7 @@ func (e *Env) WriteInstallOverlay(dir, variant, namespace, image string) error {
 	if err != nil {
 		return err
 	}
-	slash := strings.LastIndex(image, "/")
-	colon := strings.LastIndex(image, ":")
-	if colon < slash {
-		return fmt.Errorf("image %q has no tag", image)
-	}
-	host, port, err := net.SplitHostPort(strings.TrimPrefix(e.APIServerURL, "https://"))
+	name, tag, env, err := e.install(image)
 	if err != nil {
 		return err
 	}
@@ -64,12 +59,48 @@ func (e *Env) WriteInstallOverlay(dir, variant, namespace, image string) error {
 	if namespace != "" {
 		fmt.Fprintf(&b, "namespace: %s\n", namespace)
 	}
-	fmt.Fprintf(&b, "images:\n- name: %s\n  newName: %s\n  newTag: %q\n", ShippedImage, image[:colon], image[colon+1:])
+	fmt.Fprintf(&b, "images:\n- name: %s\n  newName: %s\n  newTag: %q\n", ShippedImage, name, tag)
 	b.WriteString("configMapGenerator:\n- name: aws-secret-controller\n  behavior: merge\n  literals:\n")
-	for _, kv := range append(e.AWSEnv(), "KUBERNETES_SERVICE_HOST="+host, "KUBERNETES_SERVICE_PORT="+port) {
+	for _, kv := range env {
 		fmt.Fprintf(&b, "  - %s\n", kv)
 	}
 	return os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(b.String()), 0o644)
+}
+
+// WriteHelmValues writes a values file for charts/aws-secret-controller that runs image (as
+// ImageName names it) and reaches this stack, as WriteInstallOverlay does for the kustomize
+// install: only the image and the environment change.
+func (e *Env) WriteHelmValues(path, image string) error {
+	name, tag, env, err := e.install(image)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "image:\n  repository: %s\n  tag: %q\naws:\n  region: %q\nextraEnv:\n", name, tag, Region)
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		if k != "AWS_REGION" { // the chart's aws.region sets it
+			fmt.Fprintf(&b, "- name: %s\n  value: %q\n", k, v)
+		}
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// install splits image into its repository and tag, and returns what a controller Pod needs to
+// reach this stack: the emulator's endpoint and credentials, and the API server's address (the
+// node's Pods cannot route to the kubernetes Service).
+func (e *Env) install(image string) (name, tag string, env []string, err error) {
+	slash := strings.LastIndex(image, "/")
+	colon := strings.LastIndex(image, ":")
+	if colon < slash {
+		return "", "", nil, fmt.Errorf("image %q has no tag", image)
+	}
+	host, port, err := net.SplitHostPort(strings.TrimPrefix(e.APIServerURL, "https://"))
+	if err != nil {
+		return "", "", nil, err
+	}
+	env = append(e.AWSEnv(), "KUBERNETES_SERVICE_HOST="+host, "KUBERNETES_SERVICE_PORT="+port)
+	return image[:colon], image[colon+1:], env, nil
 }
 
 // ImageName returns the name an OCI image archive gives its image: the index's

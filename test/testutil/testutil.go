@@ -1,7 +1,7 @@
 // Package testutil holds what the end-to-end suites (test/e2e, test/node) share: polling with a
 // deadline, writing secrets into the emulator, creating AWSSecrets, remembering the values the
 // tests stored so their logs can be searched for leaks, and running update-aws-secret-ids over a
-// copy of a manifests folder.
+// copy of a manifests folder, and helm.
 package testutil
 
 import (
@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -150,4 +151,19 @@ func CopyDir(t testing.TB, src, dst string, replace ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Helm runs bin/helm from binDir with a configuration and cache of its own, and returns its
+// combined output.
+func Helm(t testing.TB, binDir string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "helm"), args...)
+	home := t.TempDir()
+	cmd.Env = append(os.Environ(), "HELM_CONFIG_HOME="+home, "HELM_CACHE_HOME="+home, "HELM_DATA_HOME="+home)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return out.String() + errOut.String(), fmt.Errorf("helm %s: %w\n%s", strings.Join(args, " "), err, errOut.String())
+	}
+	return out.String(), nil
 }

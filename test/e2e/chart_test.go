@@ -1,0 +1,446 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/mumoshu/aws-secret-controller/pkg/testenv"
+	"github.com/mumoshu/aws-secret-controller/test/testutil"
+)
+
+// These tests hold charts/aws-secret-controller to what chart users and maintainers check: helm
+// lint, renders with several values files, the values schema refusing wrong values, the default
+// render agreeing with the kustomize install, and the API server accepting what it renders.
+
+func chartDir() string { return filepath.Join(repoRoot, "charts", "aws-secret-controller") }
+
+// helm runs bin/helm and returns its output.
+func helm(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	return testutil.Helm(t, env.BinDir, args...)
+}
+
+// renderChart renders the chart as release name in namespace with the given values (YAML).
+func renderChart(t *testing.T, name, namespace, values string, extra ...string) ([]*unstructured.Unstructured, error) {
+	t.Helper()
+	file := valuesFile(t, values)
+	out, err := helm(t, append([]string{"template", name, chartDir(), "--namespace", namespace, "--values", file}, extra...)...)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := testenv.DecodeManifests(strings.NewReader(out))
+	if err != nil {
+		t.Fatalf("decoding helm template's output: %v", err)
+	}
+	return objs, nil
+}
+
+// valuesFile writes values to a file whose path has no comma (helm splits --values at commas;
+// t.TempDir's path carries the subtest's name).
+func valuesFile(t *testing.T, values string) string {
+	t.Helper()
+	f, err := os.CreateTemp("", "values-*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(f.Name()) })
+	if _, err := f.WriteString(values); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return f.Name()
+}
+
+func mustRenderChart(t *testing.T, name, namespace, values string) []*unstructured.Unstructured {
+	t.Helper()
+	objs, err := renderChart(t, name, namespace, values)
+	if err != nil {
+		t.Fatalf("helm template: %v", err)
+	}
+	return objs
+}
+
+func TestChartLint(t *testing.T) {
+	for name, values := range map[string]string{
+		"defaults":   "",
+		"namespaced": "namespaceScoped: true\n",
+		"everything": "serviceMonitor: {enabled: true}\nimage: {digest: sha256:" + strings.Repeat("a", 64) + "}\nserviceAccount: {annotations: {eks.amazonaws.com/role-arn: arn:aws:iam::123456789012:role/x}}\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			file := valuesFile(t, values)
+			if out, err := helm(t, "lint", "--strict", chartDir(), "--values", file); err != nil {
+				t.Errorf("helm lint --strict: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+// TestChartCRDIsTheManifestsCRD: the chart installs the CRD manifests/crd installs (hack/update-
+// codegen.sh copies it; hack/verify-codegen.sh fails when they differ).
+func TestChartCRDIsTheManifestsCRD(t *testing.T) {
+	chart, err := os.ReadFile(filepath.Join(chartDir(), "crds", "mumoshu.github.io_awssecrets.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := readRepoFile(t, "manifests", "crd", "mumoshu.github.io_awssecrets.yaml"); string(chart) != want {
+		t.Error("charts/aws-secret-controller/crds differs from manifests/crd: run hack/update-codegen.sh")
+	}
+	objs := mustRenderChart(t, "aws-secret-controller", "x", "")
+	if len(ofKind(objs, "CustomResourceDefinition")) != 0 {
+		t.Error("the CRD is rendered as a template: Helm would delete it on uninstall")
+	}
+}
+
+func readRepoFile(t *testing.T, path ...string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(append([]string{repoRoot}, path...)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// rbacRules returns the rules of the (Cluster)Role named name in objs.
+func rbacRules(t *testing.T, objs []*unstructured.Unstructured, kind, name string) []rbacv1.PolicyRule {
+	t.Helper()
+	for _, obj := range ofKind(objs, kind) {
+		if obj.GetName() == name {
+			var r rbacv1.ClusterRole
+			fromUnstructured(t, obj, &r)
+			return r.Rules
+		}
+	}
+	t.Errorf("no %s/%s in %s", kind, name, describe(objs))
+	return nil
+}
+
+func controllerContainer(t *testing.T, d appsv1.Deployment) corev1.Container {
+	t.Helper()
+	i := slices.IndexFunc(d.Spec.Template.Spec.Containers, func(c corev1.Container) bool { return c.Name == "controller" })
+	if i < 0 {
+		t.Fatalf("Deployment/%s has no container controller", d.Name)
+	}
+	return d.Spec.Template.Spec.Containers[i]
+}
+
+// effectiveEnv is a container's environment as the controller sees it: env, with envFrom
+// ConfigMaps of objs resolved.
+func effectiveEnv(t *testing.T, c corev1.Container, objs []*unstructured.Unstructured) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, from := range c.EnvFrom {
+		for _, obj := range ofKind(objs, "ConfigMap") {
+			if from.ConfigMapRef != nil && strings.HasPrefix(obj.GetName(), from.ConfigMapRef.Name) {
+				var cm corev1.ConfigMap
+				fromUnstructured(t, obj, &cm)
+				for k, v := range cm.Data {
+					out[k] = v
+				}
+			}
+		}
+	}
+	for _, e := range c.Env {
+		if e.ValueFrom != nil {
+			out[e.Name] = "from:" + e.ValueFrom.FieldRef.FieldPath
+			continue
+		}
+		out[e.Name] = e.Value
+	}
+	return out
+}
+
+// TestChartDefaultsMatchKustomize: the chart's default render, installed as release
+// aws-secret-controller in namespace aws-secret-controller, and the kustomize install agree on
+// what matters: RBAC rules, the controller's arguments and environment, security contexts,
+// resources, replicas and the disruption budget; and both pass the manifests' safeguards.
+func TestChartDefaultsMatchKustomize(t *testing.T) {
+	peak := benchmarkPeakRSS(t)
+	for name, tc := range map[string]struct {
+		values, kustomize, roleKind string
+	}{
+		"cluster-wide": {"", filepath.Join(repoRoot, "manifests"), "ClusterRole"},
+		"namespaced":   {"namespaceScoped: true\n", filepath.Join(repoRoot, "manifests", "namespaced"), "Role"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			chart := mustRenderChart(t, controllerName, controllerNamespace, tc.values)
+			kust := render(t, tc.kustomize)
+			if got, want := rbacRules(t, chart, tc.roleKind, controllerName), rbacRules(t, kust, tc.roleKind, controllerName); !equality.Semantic.DeepEqual(got, want) {
+				t.Errorf("%s rules differ:\nchart     %+v\nkustomize %+v", tc.roleKind, got, want)
+			}
+			leader := controllerName + "-leader-election"
+			if got, want := rbacRules(t, chart, "Role", leader), rbacRules(t, kust, "Role", leader); !equality.Semantic.DeepEqual(got, want) {
+				t.Errorf("leader election rules differ:\nchart     %+v\nkustomize %+v", got, want)
+			}
+			cw, kw := renderedWorkload(t, chart), renderedWorkload(t, kust)
+			checkWorkload(t, cw, peak)
+			cd, kd := cw.deployment, kw.deployment
+			cc, kc := controllerContainer(t, cd), controllerContainer(t, kd)
+			for what, pair := range map[string][2]any{
+				"args":                {cc.Args, kc.Args},
+				"environment":         {effectiveEnv(t, cc, chart), effectiveEnv(t, kc, kust)},
+				"securityContext":     {cc.SecurityContext, kc.SecurityContext},
+				"pod securityContext": {cd.Spec.Template.Spec.SecurityContext, kd.Spec.Template.Spec.SecurityContext},
+				"resources":           {cc.Resources, kc.Resources},
+				"probes":              {[]any{cc.LivenessProbe, cc.ReadinessProbe, cc.Ports}, []any{kc.LivenessProbe, kc.ReadinessProbe, kc.Ports}},
+				"image":               {cc.Image + " " + string(cc.ImagePullPolicy), kc.Image + " " + string(kc.ImagePullPolicy)},
+				"replicas":            {*cd.Spec.Replicas, *kd.Spec.Replicas},
+				"grace period":        {cd.Spec.Template.Spec.TerminationGracePeriodSeconds, kd.Spec.Template.Spec.TerminationGracePeriodSeconds},
+				"disruption budget":   {[]any{cw.pdbs[0].Spec.MaxUnavailable, cw.pdbs[0].Spec.UnhealthyPodEvictionPolicy}, []any{kw.pdbs[0].Spec.MaxUnavailable, kw.pdbs[0].Spec.UnhealthyPodEvictionPolicy}},
+			} {
+				if !equality.Semantic.DeepEqual(pair[0], pair[1]) {
+					t.Errorf("%s differ:\nchart     %+v\nkustomize %+v", what, pair[0], pair[1])
+				}
+			}
+		})
+	}
+}
+
+// TestChartValues renders the chart with values files users write, and values the schema or the
+// templates must refuse with a clear message.
+func TestChartValues(t *testing.T) {
+	deployment := func(t *testing.T, objs []*unstructured.Unstructured) (appsv1.Deployment, corev1.Container) {
+		t.Helper()
+		w := renderedWorkload(t, objs)
+		return w.deployment, controllerContainer(t, w.deployment)
+	}
+	hasArgs := func(t *testing.T, c corev1.Container, want ...string) {
+		t.Helper()
+		for _, a := range want {
+			if !slices.Contains(c.Args, a) {
+				t.Errorf("args %q lack %q", c.Args, a)
+			}
+		}
+	}
+	lacksArgPrefix := func(t *testing.T, c corev1.Container, prefix string) {
+		t.Helper()
+		if slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, prefix) }) {
+			t.Errorf("args %q have %s", c.Args, prefix)
+		}
+	}
+	tests := map[string]struct {
+		release string
+		values  string
+		check   func(t *testing.T, objs []*unstructured.Unstructured)
+		wantErr string
+	}{
+		"IRSA": {
+			values: "serviceAccount:\n  annotations: {eks.amazonaws.com/role-arn: 'arn:aws:iam::123456789012:role/asc'}\n",
+			check: func(t *testing.T, objs []*unstructured.Unstructured) {
+				sa := ofKind(objs, "ServiceAccount")
+				if len(sa) != 1 || sa[0].GetAnnotations()["eks.amazonaws.com/role-arn"] != "arn:aws:iam::123456789012:role/asc" {
+					t.Errorf("ServiceAccounts %s: want one with the role annotation", describe(sa))
+				}
+			},
+		},
+		"an existing ServiceAccount, no RBAC": {
+			values: "serviceAccount: {create: false, name: mine}\nrbac: {create: false}\n",
+			check: func(t *testing.T, objs []*unstructured.Unstructured) {
+				for _, kind := range []string{"ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"} {
+					if got := ofKind(objs, kind); len(got) != 0 {
+						t.Errorf("rendered %s", describe(got))
+					}
+				}
+				if d, _ := deployment(t, objs); d.Spec.Template.Spec.ServiceAccountName != "mine" {
+					t.Errorf("serviceAccountName %q", d.Spec.Template.Spec.ServiceAccountName)
+				}
+			},
+		},
+		"image by digest": {
+			values: "image: {repository: registry.example.com/asc, digest: 'sha256:" + strings.Repeat("0", 64) + "', pullPolicy: Always}\n",
+			check: func(t *testing.T, objs []*unstructured.Unstructured) {
+				if _, c := deployment(t, objs); c.Image != "registry.example.com/asc@sha256:"+strings.Repeat("0", 64) || c.ImagePullPolicy != corev1.PullAlways {
+					t.Errorf("image %s %s", c.Image, c.ImagePullPolicy)
+				}
+			},
+		},
+		"flags": {
+			values: `workers: 4
+kubeAPI: {qps: 50, burst: 100}
+allowedSecretIds: ["team-a/*", "shared/*"]
+aws: {region: eu-west-1, endpoint: "https://vpce.example.com", roleSessionTags: false}
+resyncPeriod: 1h
+versionCacheBytes: 1048576
+logLevel: 2
+extraArgs: ["--leader-elect-lease-duration=30s"]
+extraEnv: [{name: HTTPS_PROXY, value: "http://proxy:3128"}]
+`,
+			check: func(t *testing.T, objs []*unstructured.Unstructured) {
+				_, c := deployment(t, objs)
+				hasArgs(t, c, "--workers=4", "--kube-api-qps=50", "--kube-api-burst=100", "--allowed-secret-ids=team-a/*,shared/*",
+					"--aws-endpoint=https://vpce.example.com", "--aws-role-session-tags=false", "--resync-period=1h",
+					"--version-cache-bytes=1048576", "-v=2", "--leader-elect-lease-duration=30s", "--namespace-policy=allow-list")
+				env := effectiveEnv(t, c, objs)
+				if env["AWS_REGION"] != "eu-west-1" || env["HTTPS_PROXY"] != "http://proxy:3128" {
+					t.Errorf("environment %v", env)
+				}
+			},
+		},
+		"namespaced": {
+			values: "namespaceScoped: true\nnamespacePolicy: allow-list\n",
+			check: func(t *testing.T, objs []*unstructured.Unstructured) {
+				if got := ofKind(objs, "ClusterRole"); len(got) != 0 {
+					t.Errorf("rendered %s", describe(got))
+				}
+				for _, r := range rbacRules(t, objs, "Role", "asc-aws-secret-controller") {
+					if slices.Contains(r.Resources, "namespaces") {
+						t.Errorf("the Role grants namespaces: %+v", r)
+					}
+				}
+				_, c := deployment(t, objs)
+				hasArgs(t, c, "--namespace=$(POD_NAMESPACE)")
+				lacksArgPrefix(t, c, "--namespace-policy")
+			},
+		},
+		"open policy": {
+			values: "namespacePolicy: open\n",
+			check: func(t *testing.T, objs []*unstructured.Unstructured) {
+				_, c := deployment(t, objs)
+				lacksArgPrefix(t, c, "--namespace-policy")
+			},
+		},
+		"ServiceMonitor": {
+			values: "serviceMonitor: {enabled: true, labels: {release: prom}}\n",
+			check: func(t *testing.T, objs []*unstructured.Unstructured) {
+				sm := ofKind(objs, "ServiceMonitor")
+				if len(sm) != 1 || sm[0].GetLabels()["release"] != "prom" {
+					t.Fatalf("ServiceMonitors %s", describe(sm))
+				}
+				sel, _, _ := unstructured.NestedStringMap(sm[0].Object, "spec", "selector", "matchLabels")
+				svc := ofKind(objs, "Service")
+				if len(svc) != 1 || !subset(sel, svc[0].GetLabels()) {
+					t.Errorf("the ServiceMonitor selects %v; the metrics Service has %v", sel, svc[0].GetLabels())
+				}
+			},
+		},
+		"no PDB, no metrics Service, one replica without leader election": {
+			values: "podDisruptionBudget: {enabled: false}\nmetrics: {service: {enabled: false}}\nreplicaCount: 1\nleaderElect: false\n",
+			check: func(t *testing.T, objs []*unstructured.Unstructured) {
+				for _, kind := range []string{"PodDisruptionBudget", "Service"} {
+					if got := ofKind(objs, kind); len(got) != 0 {
+						t.Errorf("rendered %s", describe(got))
+					}
+				}
+				for _, r := range ofKind(objs, "Role") {
+					t.Errorf("rendered Role/%s without leader election", r.GetName())
+				}
+				_, c := deployment(t, objs)
+				hasArgs(t, c, "--leader-elect=false")
+			},
+		},
+		"scheduling": {
+			values: `podAnnotations: {a: b}
+podLabels: {team: x}
+nodeSelector: {kubernetes.io/os: linux}
+tolerations: [{key: dedicated, operator: Exists}]
+affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: k, operator: Exists}]}]}}}
+priorityClassName: system-cluster-critical
+defaultTopologySpread: false
+topologySpreadConstraints: [{maxSkew: 2, topologyKey: rack, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {app.kubernetes.io/name: aws-secret-controller}}}]
+`,
+			check: func(t *testing.T, objs []*unstructured.Unstructured) {
+				d, _ := deployment(t, objs)
+				p := d.Spec.Template
+				if p.Annotations["a"] != "b" || p.Labels["team"] != "x" || p.Spec.NodeSelector["kubernetes.io/os"] != "linux" ||
+					len(p.Spec.Tolerations) != 1 || p.Spec.Affinity == nil || p.Spec.PriorityClassName != "system-cluster-critical" ||
+					len(p.Spec.TopologySpreadConstraints) != 1 || p.Spec.TopologySpreadConstraints[0].TopologyKey != "rack" {
+					t.Errorf("Pod template %+v", p)
+				}
+				if _, ok := d.Spec.Selector.MatchLabels["team"]; ok {
+					t.Error("podLabels went into the selector: changing them would need a new Deployment")
+				}
+			},
+		},
+		"another release name": {
+			release: "other",
+			check: func(t *testing.T, objs []*unstructured.Unstructured) {
+				d, c := deployment(t, objs)
+				if d.Name != "other-aws-secret-controller" {
+					t.Errorf("Deployment %s", d.Name)
+				}
+				hasArgs(t, c, "--leader-elect-id=other-aws-secret-controller")
+			},
+		},
+
+		"latest":                             {values: "image: {tag: latest}\n", wantErr: "image.tag latest is refused"},
+		"a bad digest":                       {values: "image: {digest: sha256:abc}\n", wantErr: "/image/digest"},
+		"an unknown policy":                  {values: "namespacePolicy: sometimes\n", wantErr: "/namespacePolicy"},
+		"a misspelt value":                   {values: "replicas: 3\n", wantErr: "replicas"},
+		"zero workers":                       {values: "workers: 0\n", wantErr: "/workers"},
+		"a verbosity the binary caps":        {values: "logLevel: 9\n", wantErr: "/logLevel"},
+		"a resync period that is no period":  {values: "resyncPeriod: daily\n", wantErr: "/resyncPeriod"},
+		"replicas without leader election":   {values: "leaderElect: false\n", wantErr: "replicaCount > 1 needs leaderElect"},
+		"a ServiceMonitor without a Service": {values: "serviceMonitor: {enabled: true}\nmetrics: {service: {enabled: false}}\n", wantErr: "serviceMonitor.enabled needs metrics.service.enabled"},
+		"no ServiceAccount name":             {values: "serviceAccount: {create: false}\n", wantErr: "serviceAccount.name is required"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			release := tc.release
+			if release == "" {
+				release = "asc"
+			}
+			objs, err := renderChart(t, release, "apps", tc.values)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("helm template: %v, want an error naming %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("helm template: %v", err)
+			}
+			tc.check(t, objs)
+		})
+	}
+}
+
+func subset(sub, of map[string]string) bool {
+	for k, v := range sub {
+		if of[k] != v {
+			return false
+		}
+	}
+	return len(sub) > 0
+}
+
+// TestChartServerSideDryRun sends what the chart renders (with the CRD) to the real API server
+// as a server-side dry run, which validates every object against the API's schemas and runs
+// admission; and runs `helm install --dry-run=server` against it.
+func TestChartServerSideDryRun(t *testing.T) {
+	ctx := context.Background()
+	for name, values := range map[string]string{
+		"defaults":   "",
+		"namespaced": "namespaceScoped: true\n",
+		"IRSA":       "serviceAccount:\n  annotations: {eks.amazonaws.com/role-arn: 'arn:aws:iam::123456789012:role/asc'}\nextraEnv: [{name: A, value: b}]\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			ns := newNamespace(t, "chart-"+strings.ToLower(name))
+			file := valuesFile(t, values)
+			rendered, err := helm(t, "template", "asc", chartDir(), "--namespace", ns, "--values", file, "--include-crds")
+			if err != nil {
+				t.Fatalf("helm template: %v\n%s", err, rendered)
+			}
+			out, err := env.Kubectl(ctx, rendered, "apply", "--dry-run=server", "--namespace", ns, "-f", "-")
+			if err != nil {
+				t.Errorf("server-side dry run: %v", err)
+			}
+			if !strings.Contains(out, "deployment.apps/asc-aws-secret-controller created (server dry run)") {
+				t.Errorf("kubectl printed:\n%s", out)
+			}
+			if out, err := helm(t, "install", "asc", chartDir(), "--namespace", ns, "--values", file, "--dry-run=server", "--kubeconfig", env.Kubeconfig); err != nil {
+				t.Errorf("helm install --dry-run=server: %v\n%s", err, out)
+			}
+		})
+	}
+}
