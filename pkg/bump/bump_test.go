@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/aws/smithy-go"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
@@ -216,18 +217,21 @@ func TestResolve(t *testing.T) {
 			"prod/db":      {db1: {"AWSPREVIOUS"}, db2: {"AWSCURRENT", "blue"}},
 			"prod/nostage": {db1: {"AWSPREVIOUS"}},
 		},
-		errs: map[string]error{"prod/denied": errors.New("AccessDeniedException: not allowed")},
+		errs: map[string]error{
+			"prod/denied": &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized to perform secretsmanager:DescribeSecret"},
+			"prod/down":   errors.New("dial tcp: connection refused"),
+		},
 	}
-	got := Resolve(context.Background(), sm, []string{"prod/db", "prod/db", "prod/nostage", "prod/missing", "prod/db"}, "AWSCURRENT", 2)
+	got := Resolve(context.Background(), sm, []string{"prod/db", "prod/db", "prod/nostage", "prod/missing", "prod/denied", "prod/down", "prod/db"}, "AWSCURRENT", 2)
 	if got["prod/db"].VersionID != db2 || got["prod/db"].Err != nil {
 		t.Errorf("prod/db: %+v", got["prod/db"])
 	}
-	for id, want := range map[string]string{"prod/nostage": "no version", "prod/missing": "SecretNotFound"} {
+	for id, want := range map[string]string{"prod/nostage": "no version", "prod/missing": "SecretNotFound", "prod/denied": "AccessDenied", "prod/down": "connection refused"} {
 		if err := got[id].Err; err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want one saying %q", id, err, want)
 		}
 	}
-	if diff := cmp.Diff(map[string]int{"prod/db": 1, "prod/nostage": 1, "prod/missing": 1}, sm.calls); diff != "" {
+	if diff := cmp.Diff(map[string]int{"prod/db": 1, "prod/nostage": 1, "prod/missing": 1, "prod/denied": 1, "prod/down": 1}, sm.calls); diff != "" {
 		t.Errorf("DescribeSecret calls (-want +got):\n%s", diff)
 	}
 	if r := Resolve(context.Background(), sm, []string{"prod/db"}, "blue", 1)["prod/db"]; r.VersionID != db2 {

@@ -18,8 +18,9 @@ import (
 // A template key is a Go text/template over the gathered keys, as strings. It can only compute:
 // the functions below reach neither the network nor the filesystem nor the environment, and the
 // constructs that could make a template run without bound (recursion through define, block
-// and template; a range inside a range; a range over a number) are refused before it runs.
-// Its output is bounded by the Secret's size limit.
+// and template; a range over anything but the gathered keys, or inside another range; large
+// numbers) are refused before it runs (checkTemplate). Its output is bounded by the Secret's
+// size limit.
 
 // templateFuncs are the functions a template may call besides text/template's own.
 var templateFuncs = template.FuncMap{
