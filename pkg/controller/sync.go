@@ -111,12 +111,6 @@ func (c *Controller) syncSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecr
 		return outcome{err: conflictError(existing)}
 	}
 	have := observe(existing)
-	// The data entries and the template are checked before anything is read: a bad one costs
-	// no AWS call.
-	m, err := newMapping(&awsSecret.Spec)
-	if err != nil {
-		return outcome{held: have.held, err: err}
-	}
 	if existing != nil && existing.DeletionTimestamp != nil {
 		// Another writer's finalizer holds the Secret: writing over it, or replacing it, cannot
 		// work until it is gone, and its deletion event brings the next sync.
@@ -132,6 +126,13 @@ func (c *Controller) syncSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecr
 	if existing != nil && have.intact && have.held.equal(w.refs) && have.mapping == w.mapping {
 		data = existing.Data
 	} else {
+		// The data entries and the template are checked before anything is read: a bad one
+		// costs no AWS call. A Secret that holds its mapping's rendering skips this (resyncs
+		// parse no template).
+		m, err := newMapping(&awsSecret.Spec)
+		if err != nil {
+			return outcome{held: have.held, err: err}
+		}
 		if data, err = c.fetchData(ctx, id, m); err != nil {
 			return outcome{held: have.held, err: err}
 		}
