@@ -27,7 +27,7 @@ IMAGE ?= ghcr.io/mumoshu/aws-secret-controller
 CHART_REPO ?= oci://ghcr.io/mumoshu/charts
 VERSION_LDFLAGS = -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build generate verify fmt-check vet test unit e2e fuzz tools node-tools node-packages demo demo-cluster bench clean
+.PHONY: all build generate verify fmt-check vet test unit e2e fuzz tools node-tools node-packages demo demo-cluster bench faults clean
 
 all: build
 
@@ -173,3 +173,12 @@ BENCHFLAGS ?=
 bench: tools build
 	$(GO) build -o $(BIN)/bench ./hack/bench
 	$(BIN)/bench --repo $(CURDIR) $(BENCHFLAGS)
+
+# Fault suite on the local stack (not part of `make test`, which runs its smoke: TestFaultsSmoke):
+# each scenario kills, cuts or slows a dependency under 1,000 AWSSecrets and checks nothing is
+# lost; writes docs/reliability.md and docs/reliability.json. About 10 minutes. Shorter runs:
+# make faults FAULTSFLAGS='--objects 200 --outage 20s --scenarios 0,2'.
+FAULTSFLAGS ?=
+faults: tools build
+	$(GO) build -o $(BIN)/faults ./hack/faults
+	$(BIN)/faults --repo $(CURDIR) $(FAULTSFLAGS)

@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -15,8 +14,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,6 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/mumoshu/aws-secret-controller/hack/internal/drive"
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
 	"github.com/mumoshu/aws-secret-controller/pkg/controller"
 	"github.com/mumoshu/aws-secret-controller/pkg/generated/clientset/versioned"
@@ -147,13 +145,13 @@ func run(ctx context.Context, c config) error {
 	}
 	r := report{
 		Date:       time.Now().UTC().Format(time.RFC3339),
-		Command:    command(),
-		Machine:    machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, MemTotal: memTotal()},
+		Command:    drive.Command("bench", "BENCHFLAGS"),
+		Machine:    machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, MemTotal: drive.MemTotal()},
 		Parameters: map[string]any{"objects": c.objects, "namespaces": c.namespaces, "versions": c.versions, "steady": c.steady.String(), "rolloutFraction": c.rolloutFraction, "unrelated": c.unrelated, "unrelatedSize": c.unrelatedSize, "qps": c.qps, "burst": c.burst, "workers": c.workers, "controllerArgs": c.controllerArgs, "controllerEnv": c.controllerEnv, "scenarios": c.scenarios, "etcdFsync": c.etcdFsync},
 		Setup:      map[string]string{},
-		LoadBefore: loadAverage(),
+		LoadBefore: drive.LoadAverage(),
 	}
-	logf("starting the stack")
+	drive.Logf("starting the stack")
 	env, err := testenv.New(ctx, testenv.Options{
 		BinDir:    filepath.Join(repo, "bin"),
 		CRDs:      []string{filepath.Join(repo, "manifests", "crd", "mumoshu.github.io_awssecrets.yaml")},
@@ -181,11 +179,11 @@ func run(ctx context.Context, c config) error {
 	}
 	r.Setup["create K versions in kumo"] = since(start)
 
-	logf("baseline: %d Secret creates by a plain client-go loop at the controller's QPS", c.objects)
+	drive.Logf("baseline: %d Secret creates by a plain client-go loop at the controller's QPS", c.objects)
 	if r.Baseline, err = b.baseline(ctx, c.qps, c.burst, c.workers); err != nil {
 		return err
 	}
-	logf("ceiling: the same creates with no client-side limit")
+	drive.Logf("ceiling: the same creates with no client-side limit")
 	if r.Ceiling, err = b.baseline(ctx, 100000, 100000, 64); err != nil {
 		return err
 	}
@@ -217,20 +215,20 @@ func run(ctx context.Context, c config) error {
 		if err != nil {
 			return err
 		}
-		logf("%s: %.1fs, AWS calls %d (kumo %d, want %d), writes %v, RSS %d KiB (peak %d KiB), heap in use %.1f MiB", s.Name, s.Seconds, s.AWSCallsMetrics, s.AWSCallsKumo, s.WantAWSCalls, s.Writes, s.RSSKiB, s.PeakRSSKiB, s.HeapInuseMiB)
+		drive.Logf("%s: %.1fs, AWS calls %d (kumo %d, want %d), writes %v, RSS %d KiB (peak %d KiB), heap in use %.1f MiB", s.Name, s.Seconds, s.AWSCallsMetrics, s.AWSCallsKumo, s.WantAWSCalls, s.Writes, s.RSSKiB, s.PeakRSSKiB, s.HeapInuseMiB)
 		r.Scenarios = append(r.Scenarios, s)
 	}
-	r.LoadAfter = loadAverage()
+	r.LoadAfter = drive.LoadAverage()
 	return writeReports(repo, c, r)
 }
 
 // createVersions creates K secrets in the emulator, one version each.
 func (b *bench) createVersions(ctx context.Context) error {
 	b.versions = make([]string, b.cfg.versions)
-	return parallel(ctx, b.cfg.versions, 16, func(ctx context.Context, i int) error {
+	return drive.Parallel(ctx, b.cfg.versions, 16, func(ctx context.Context, i int) error {
 		out, err := b.sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
 			Name:         aws.String(fmt.Sprintf("bench/secret-%04d", i)),
-			SecretString: aws.String(fmt.Sprintf(`{"username":"user-%d","password":%q}`, i, randomString())),
+			SecretString: aws.String(fmt.Sprintf(`{"username":"user-%d","password":%q}`, i, drive.RandomString())),
 		})
 		if err != nil {
 			return err
@@ -252,10 +250,10 @@ func (b *bench) baseline(ctx context.Context, qps, burst, workers int) (baseline
 		return baseline{}, err
 	}
 	start := time.Now()
-	err := parallel(ctx, b.cfg.objects, workers, func(ctx context.Context, i int) error {
+	err := drive.Parallel(ctx, b.cfg.objects, workers, func(ctx context.Context, i int) error {
 		_, err := kube.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("s-%05d", i)},
-			Data:       map[string][]byte{"username": []byte("user"), "password": []byte(randomString())},
+			Data:       map[string][]byte{"username": []byte("user"), "password": []byte(drive.RandomString())},
 		}, metav1.CreateOptions{})
 		return err
 	})
@@ -279,7 +277,7 @@ func (b *bench) createAWSSecrets(ctx context.Context) error {
 			return err
 		}
 	}
-	return parallel(ctx, b.cfg.objects, 32, func(ctx context.Context, i int) error {
+	return drive.Parallel(ctx, b.cfg.objects, 32, func(ctx context.Context, i int) error {
 		k := i % b.cfg.versions
 		_, err := b.client.MumoshuV1alpha1().AWSSecrets(b.namespace(i)).Create(ctx, &v1alpha1.AWSSecret{
 			ObjectMeta: metav1.ObjectMeta{Name: b.name(i)},
@@ -470,7 +468,7 @@ func (b *bench) s2SteadyState(ctx context.Context) (scenario, error) {
 	if err != nil {
 		return s, err
 	}
-	logf("S2: watching for %s", b.cfg.steady)
+	drive.Logf("S2: watching for %s", b.cfg.steady)
 	select {
 	case <-ctx.Done():
 		return s, ctx.Err()
@@ -490,10 +488,10 @@ func (b *bench) s4Rollout(ctx context.Context) (scenario, error) {
 	bumpedSecrets := int(float64(b.cfg.versions) * b.cfg.rolloutFraction)
 	s := scenario{Name: "S4 rollout", WantAWSCalls: bumpedSecrets}
 	newVersions := make([]string, bumpedSecrets)
-	if err := parallel(ctx, bumpedSecrets, 16, func(ctx context.Context, k int) error {
+	if err := drive.Parallel(ctx, bumpedSecrets, 16, func(ctx context.Context, k int) error {
 		out, err := b.sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
 			SecretId:     aws.String(fmt.Sprintf("bench/secret-%04d", k)),
-			SecretString: aws.String(fmt.Sprintf(`{"username":"user-%d","password":%q}`, k, randomString())),
+			SecretString: aws.String(fmt.Sprintf(`{"username":"user-%d","password":%q}`, k, drive.RandomString())),
 		})
 		if err != nil {
 			return err
@@ -519,7 +517,7 @@ func (b *bench) s4Rollout(ctx context.Context) (scenario, error) {
 		return s, err
 	}
 	start := time.Now()
-	if err := parallel(ctx, len(bumped), 32, func(ctx context.Context, j int) error {
+	if err := drive.Parallel(ctx, len(bumped), 32, func(ctx context.Context, j int) error {
 		i := bumped[j]
 		patch := fmt.Sprintf(`{"spec":{"stringDataFrom":{"secretsManagerSecretRef":{"versionId":%q}}}}`, newVersions[i%b.cfg.versions])
 		_, err := b.client.MumoshuV1alpha1().AWSSecrets(b.namespace(i)).Patch(ctx, b.name(i), types.MergePatchType, []byte(patch), metav1.PatchOptions{})
@@ -543,10 +541,10 @@ func (b *bench) s5Unrelated(ctx context.Context) (scenario, error) {
 	if err != nil {
 		return s, err
 	}
-	logf("S5: creating %d unrelated Secrets of %d bytes", b.cfg.unrelated, b.cfg.unrelatedSize)
+	drive.Logf("S5: creating %d unrelated Secrets of %d bytes", b.cfg.unrelated, b.cfg.unrelatedSize)
 	payload := make([]byte, b.cfg.unrelatedSize)
 	_, _ = rand.Read(payload)
-	if err := parallel(ctx, b.cfg.unrelated, 32, func(ctx context.Context, i int) error {
+	if err := drive.Parallel(ctx, b.cfg.unrelated, 32, func(ctx context.Context, i int) error {
 		_, err := b.kube.CoreV1().Secrets(b.namespace(i)).Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("unrelated-%05d", i)},
 			Data:       map[string][]byte{"blob": payload},
@@ -567,21 +565,6 @@ func (b *bench) s5Unrelated(ctx context.Context) (scenario, error) {
 	return s, nil
 }
 
-// command is how to repeat this run: make bench with the flags given, but for --repo, which
-// the Makefile passes.
-func command() string {
-	var flags []string
-	flag.Visit(func(f *flag.Flag) {
-		if f.Name != "repo" {
-			flags = append(flags, "--"+f.Name+"="+f.Value.String())
-		}
-	})
-	if len(flags) == 0 {
-		return "make bench"
-	}
-	return "make bench BENCHFLAGS='" + strings.Join(flags, " ") + "'"
-}
-
 func stopped(c *testenv.Controller) bool {
 	select {
 	case <-c.Done():
@@ -591,66 +574,7 @@ func stopped(c *testenv.Controller) bool {
 	}
 }
 
-// parallel runs f for 0..n-1 on workers goroutines and returns the first error.
-func parallel(ctx context.Context, n, workers int, f func(context.Context, int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				if err := f(ctx, i); err != nil {
-					once.Do(func() { first = err; cancel() })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return first
-}
-
-func randomString() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 func since(t time.Time) string { return time.Since(t).Round(100 * time.Millisecond).String() }
-
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
-}
-
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
-}
-
-func memTotal() string {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return "unknown"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "MemTotal:") {
-			return strings.TrimSpace(strings.TrimPrefix(line, "MemTotal:"))
-		}
-	}
-	return "unknown"
-}
 
 func writeReports(repo string, c config, r report) error {
 	jsonPath, mdPath := c.jsonPath, c.markdown
@@ -670,10 +594,10 @@ func writeReports(repo string, c config, r report) error {
 	if err := os.WriteFile(jsonPath, append(j, '\n'), 0o644); err != nil {
 		return err
 	}
-	logf("wrote %s", jsonPath)
+	drive.Logf("wrote %s", jsonPath)
 	if err := os.WriteFile(mdPath, []byte(markdown(r)), 0o644); err != nil {
 		return err
 	}
-	logf("wrote %s", mdPath)
+	drive.Logf("wrote %s", mdPath)
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -29,6 +30,9 @@ type ControllerOptions struct {
 	Name string
 	// ReadyTimeout bounds the wait for /readyz. Zero means a minute.
 	ReadyTimeout time.Duration
+	// NoWait returns as soon as the process has started, without waiting for /readyz: for a
+	// process started while the API server is down, or a standby replica.
+	NoWait bool
 }
 
 // Controller is a running aws-secret-controller process.
@@ -74,6 +78,10 @@ func (e *Env) StartController(ctx context.Context, opts ControllerOptions) (*Con
 	if err != nil {
 		return nil, err
 	}
+	c := &Controller{Name: opts.Name, LogPath: opts.LogPath, MetricsAddr: metricsAddr, HealthAddr: healthAddr, proc: p}
+	if opts.NoWait {
+		return c, nil
+	}
 	if err := p.waitReady(ctx, opts.ReadyTimeout, func(ctx context.Context) bool {
 		_, status := get(ctx, http.DefaultClient, "http://"+healthAddr+"/readyz", "")
 		return status == http.StatusOK
@@ -81,8 +89,15 @@ func (e *Env) StartController(ctx context.Context, opts ControllerOptions) (*Con
 		_, _ = p.stop(5 * time.Second)
 		return nil, err
 	}
-	return &Controller{Name: opts.Name, LogPath: opts.LogPath, MetricsAddr: metricsAddr, HealthAddr: healthAddr, proc: p}, nil
+	return c, nil
 }
+
+// Signal sends sig to the process (its process group), e.g. SIGTERM or SIGKILL, without
+// waiting: see Done and ExitError.
+func (c *Controller) Signal(sig syscall.Signal) error { return c.proc.signal(sig) }
+
+// ExitError is how the process exited: nil for a clean exit. Call it once Done is closed.
+func (c *Controller) ExitError() error { return c.proc.exitError() }
 
 // Stop sends SIGTERM and waits up to grace for the process to exit, then kills it. It returns
 // how long the exit took, and an error if the exit was not clean: killed, or a non-zero status.

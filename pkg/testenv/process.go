@@ -16,6 +16,9 @@ type process struct {
 	name    string
 	logPath string
 	cmd     *exec.Cmd
+	// ready tells whether the component serves, for waitReady after a restart; nil for the
+	// controller.
+	ready func(context.Context) bool
 	// done is closed once the process has exited and exitErr holds cmd.Wait's result.
 	done    chan struct{}
 	exitErr error
@@ -26,13 +29,29 @@ type process struct {
 // reaches its children and a terminal's Ctrl-C reaches only the parent, which stops it in order;
 // on Linux the kernel also kills it when the test process dies without cleaning up.
 func startProcess(name, binary, logPath string, args, env []string) (*process, error) {
-	log, err := os.Create(logPath)
+	return startCmd(name, logPath, os.O_TRUNC, exec.Command(binary, args...), append(os.Environ(), env...))
+}
+
+// restart runs the same command again, appending to the same log, once the process has exited.
+func (p *process) restart() (*process, error) {
+	<-p.done
+	np, err := startCmd(p.name, p.logPath, os.O_APPEND, exec.Command(p.cmd.Path, p.cmd.Args[1:]...), p.cmd.Env)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(binary, args...)
+	np.ready = p.ready
+	return np, nil
+}
+
+// startCmd starts cmd with env, its output going to logPath, opened with flag (os.O_TRUNC or
+// os.O_APPEND).
+func startCmd(name, logPath string, flag int, cmd *exec.Cmd, env []string) (*process, error) {
+	log, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|flag, 0o644)
+	if err != nil {
+		return nil, err
+	}
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = env
 	cmd.SysProcAttr = sysProcAttr()
 	if err := startLocked(cmd); err != nil {
 		log.Close()
@@ -101,6 +120,9 @@ func (p *process) stop(grace time.Duration) (time.Duration, error) {
 func (p *process) exitError() error { return p.exitErr }
 
 func (p *process) pid() int { return p.cmd.Process.Pid }
+
+// signal sends sig to the process group.
+func (p *process) signal(sig syscall.Signal) error { return syscall.Kill(-p.pid(), sig) }
 
 // logTail returns the last n lines of the process's log.
 func (p *process) logTail(n int) string { return fileTail(p.logPath, n) }

@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -60,6 +61,10 @@ type Options struct {
 	Timeout time.Duration
 	// EtcdFsync keeps etcd's fsync on. Off by default: tests do not need durability.
 	EtcdFsync bool
+	// AuditPolicy, an audit.k8s.io/v1 Policy in YAML, turns on kube-apiserver's audit log
+	// (Dir/audit.log, JSON lines): see AuditEvents. The log outlives restarts of the API server,
+	// which its /metrics do not.
+	AuditPolicy string
 
 	// Node adds a real node, so Pods run: containerd (Debian's, with runc and the CNI plugins),
 	// kubelet, kube-controller-manager (garbage collection, Deployments, ServiceAccount tokens)
@@ -92,6 +97,8 @@ type Env struct {
 	BinDir string
 
 	etcdURL string
+	// timeout bounds the start of a component (Options.Timeout).
+	timeout time.Duration
 	// host is the address kube-apiserver and the emulator listen on.
 	host      string
 	tokens    map[string]string
@@ -121,7 +128,7 @@ func New(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{Dir: opts.Dir, BinDir: binDir, host: "127.0.0.1", tokens: map[string]string{}}
+	e := &Env{Dir: opts.Dir, BinDir: binDir, host: "127.0.0.1", tokens: map[string]string{}, timeout: opts.Timeout}
 	if e.Dir == "" {
 		if e.Dir, err = os.MkdirTemp("", "aws-secret-controller-env-"); err != nil {
 			return nil, err
@@ -216,10 +223,11 @@ func (e *Env) startEtcd(ctx context.Context, opts Options) error {
 		return err
 	}
 	e.etcdURL = clientURL
-	return p.waitReady(ctx, opts.Timeout, func(ctx context.Context) bool {
+	p.ready = func(ctx context.Context) bool {
 		body, status := get(ctx, http.DefaultClient, clientURL+"/health", "")
 		return status == http.StatusOK && bytes.Contains(body, []byte(`"health":"true"`))
-	})
+	}
+	return p.waitReady(ctx, opts.Timeout, p.ready)
 }
 
 func (e *Env) startAPIServer(ctx context.Context, opts Options) error {
@@ -267,6 +275,14 @@ func (e *Env) startAPIServer(ctx context.Context, opts Options) error {
 		"--max-requests-inflight", "1000",
 		"--max-mutating-requests-inflight", "500",
 	}
+	if opts.AuditPolicy != "" {
+		policy := filepath.Join(e.Dir, "audit-policy.yaml")
+		if err := os.WriteFile(policy, []byte(opts.AuditPolicy), 0o600); err != nil {
+			return err
+		}
+		args = append(args, "--audit-policy-file", policy, "--audit-log-path", filepath.Join(e.Dir, "audit.log"),
+			"--audit-log-format", "json", "--audit-log-mode", "blocking")
+	}
 	if e.node == nil {
 		// The ServiceAccount plugin serves Pods, and no Pods run without a node.
 		args = append(args, "--disable-admission-plugins", "ServiceAccount")
@@ -280,10 +296,11 @@ func (e *Env) startAPIServer(ctx context.Context, opts Options) error {
 		return err
 	}
 	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	if err := p.waitReady(ctx, opts.Timeout, func(ctx context.Context) bool {
+	p.ready = func(ctx context.Context) bool {
 		_, status := get(ctx, insecure, e.APIServerURL+"/readyz", e.tokens["admin"])
 		return status == http.StatusOK
-	}); err != nil {
+	}
+	if err := p.waitReady(ctx, opts.Timeout, p.ready); err != nil {
 		return err
 	}
 	// The API server made itself a CA and a serving certificate for 127.0.0.1: trust that CA.
@@ -308,10 +325,11 @@ func (e *Env) startKumo(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	return p.waitReady(ctx, opts.Timeout, func(ctx context.Context) bool {
+	p.ready = func(ctx context.Context) bool {
 		_, err := e.SecretsManager().ListSecrets(ctx, &secretsmanager.ListSecretsInput{})
 		return err == nil
-	})
+	}
+	return p.waitReady(ctx, opts.Timeout, p.ready)
 }
 
 // UserConfig returns a client configuration for a user: "admin", or one of Options.Users.
@@ -557,6 +575,62 @@ func writeServiceAccountKeys(keyPath, pubPath string) error {
 		return err
 	}
 	return os.WriteFile(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o600)
+}
+
+// Kill sends sig to a component ("etcd", "kube-apiserver", "kumo") and waits up to a minute for
+// it to exit. The component stays registered: Restart starts it again.
+func (e *Env) Kill(component string, sig syscall.Signal) error {
+	p, err := e.component(component)
+	if err != nil {
+		return err
+	}
+	if err := p.signal(sig); err != nil {
+		return fmt.Errorf("signalling %s: %w", component, err)
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(time.Minute):
+		return fmt.Errorf("%s did not exit within a minute of %s", component, sig)
+	}
+}
+
+// Restart starts a component that Kill stopped, with the same flags, address and data, and waits
+// until it serves again (Options.Timeout). Its log goes on in the same file. kumo keeps its
+// secrets in memory: a restarted kumo has none.
+func (e *Env) Restart(ctx context.Context, component string) error {
+	p, err := e.component(component)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-p.done:
+	default:
+		return fmt.Errorf("%s is still running: Kill it first", component)
+	}
+	np, err := p.restart()
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	for i := range e.procs {
+		if e.procs[i] == p {
+			e.procs[i] = np
+		}
+	}
+	e.mu.Unlock()
+	return np.waitReady(ctx, e.timeout, np.ready)
+}
+
+func (e *Env) component(name string) (*process, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, p := range e.procs {
+		if p.name == name {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("no component %q", name)
 }
 
 // PID returns the process id of a running component ("etcd", "kube-apiserver", "kumo").

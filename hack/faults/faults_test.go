@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestFaultsSmoke runs the fault suite small, as part of `make test`: the machinery of each kind
+// of fault (the proxy refusing and resetting, kube-apiserver killed, SIGTERM, a leader killed,
+// watches expiring) on the real stack, with the checks `make faults` makes. The figures are
+// `make faults`'s job (docs/reliability.md).
+func TestFaultsSmoke(t *testing.T) {
+	var c config
+	fs := flag.NewFlagSet("faults", flag.ContinueOnError)
+	c.flags(fs)
+	scenarios := "1a,2,3c,5,6,7"
+	if err := fs.Parse([]string{
+		"--repo", "../..", "--objects", "40", "--namespaces", "3", "--versions", "8",
+		// A slow client, so that a cold start of 40 objects takes seconds and each fault lands
+		// in the middle of it (each scenario checks that it did).
+		"--controller-args", "--kube-api-qps=15 --kube-api-burst=5",
+		"--outage", "5s", "--fraction", "0.5",
+		// Short leases, so the failover takes seconds; a renew deadline longer than the API
+		// server's restart, so the kills of 1a and 7 do not cost the Lease.
+		"--lease-duration", "6s", "--renew-deadline", "5s", "--retry-period", "1s",
+		"--timeout", "3m", "--scenarios", scenarios, "--out", "", "--json", "", "--work-dir", t.TempDir(),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	r, err := run(ctx, c, "go test ./hack/faults")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, res := range r.Results {
+		ids = append(ids, res.ID)
+		t.Logf("%s %s: %.1f s, attempts %d %v, answered %d, writes %v, conflicts %d, restarts %d; %s",
+			res.ID, res.Name, res.Seconds, res.Attempts, res.Outcomes, res.Answered, res.Writes, res.Conflicts, res.Restarts, strings.Join(res.Notes, "; "))
+		if len(res.Verdicts) < 2 {
+			t.Errorf("%s: %d checks, want at least the two every scenario makes", res.ID, len(res.Verdicts))
+		}
+	}
+	if got := strings.Join(ids, ","); got != scenarios {
+		t.Errorf("results for %s, want %s", got, scenarios)
+	}
+	for _, f := range r.failed() {
+		t.Error(f)
+	}
+}
