@@ -580,7 +580,7 @@ func watchExpiry(ctx context.Context, w *world) ([]*result, error) {
 		return nil, err
 	}
 	r.Seconds = relisted.Sub(kill).Seconds()
-	r.note("kube-apiserver ready again %.1f s after the kill", back.Sub(kill).Seconds())
+	r.note("the API server served again %.1f s after the kill", back.Sub(kill).Seconds())
 	if err := w.fill(r, snap, done); err != nil {
 		return nil, err
 	}
