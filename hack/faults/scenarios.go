@@ -38,7 +38,7 @@ func scenarios(c config) []scenarioDef {
 		{"4", "slow Secrets Manager", fmt.Sprintf("every request delayed %s, cold start", c.delay), proxyFault(testenv.Faults{Delay: c.delay})},
 		{"5", "SIGTERM mid cold start", "SIGTERM half way into the cold start; a new process finishes", sigterm},
 		{"6", "leader failover", "two replicas; the leader SIGKILLed a quarter into a rollout", failover},
-		{"7", "watch expiry", "kube-apiserver SIGKILLed and restarted on a synced cluster: writes it does not watch first, so its watches resume from a resourceVersion older than the new watch cache (410 Gone) and relist", watchExpiry},
+		{"7", "watch expiry", "after writes the controller does not watch, kube-apiserver SIGKILLed and restarted on a synced cluster: its watches resume from a resourceVersion older than the new watch cache (410 Gone) and relist", watchExpiry},
 	}
 }
 
