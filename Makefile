@@ -96,8 +96,9 @@ test: verify vet node-tools build image pause-image testapp-image
 	AWS_SECRET_CONTROLLER_BIN_DIR=$(BIN) $(GO) test -race -count=1 -timeout 30m $(TESTFLAGS) ./...
 	$(MAKE) image-test
 
+# -short skips the tests that start a stack (pkg/testenv, hack/demo, hack/faults).
 unit:
-	$(GO) test -race $(TESTFLAGS) $$($(GO) list ./... | grep -v /test/e2e)
+	$(GO) test -race -short $(TESTFLAGS) $$($(GO) list ./... | grep -v -e /test/e2e -e /test/node)
 
 e2e: tools build
 	AWS_SECRET_CONTROLLER_BIN_DIR=$(BIN) $(GO) test -race -count=1 -v $(TESTFLAGS) ./test/e2e/...

@@ -13,6 +13,9 @@ import (
 // watches expiring) on the real stack, with the checks `make faults` makes. The figures are
 // `make faults`'s job (docs/reliability.md).
 func TestFaultsSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a stack per scenario")
+	}
 	var c config
 	fs := flag.NewFlagSet("faults", flag.ContinueOnError)
 	c.flags(fs)
