@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -10,8 +11,11 @@ import (
 	"syscall"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
+	"github.com/mumoshu/aws-secret-controller/pkg/controller"
 	"github.com/mumoshu/aws-secret-controller/pkg/testenv"
 )
 
@@ -204,23 +208,22 @@ func (f *fleet) figures() (restarts int, calls awsCalls, unscraped int, logs []s
 	return restarts, calls, unscraped, logs
 }
 
-// leaseHolder is the identity holding the controller's Lease, or "".
-func (w *world) leaseHolder(ctx context.Context) (string, error) {
-	lease, err := w.kube.CoordinationV1().Leases("default").Get(ctx, "aws-secret-controller", metav1.GetOptions{})
+// lease is the controller's leader election Lease, and the identity holding it ("" if none).
+func (w *world) lease(ctx context.Context) (*coordinationv1.Lease, string, error) {
+	lease, err := w.kube.CoordinationV1().Leases("default").Get(ctx, controller.ComponentName, metav1.GetOptions{})
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
-	if lease.Spec.HolderIdentity == nil {
-		return "", nil
-	}
-	return *lease.Spec.HolderIdentity, nil
+	return lease, ptr.Deref(lease.Spec.HolderIdentity, ""), nil
 }
+
+var errNoLeader = errors.New("no leader")
 
 var becameLeader = regexp.MustCompile(`"Became leader" identity="([^"]+)"`)
 
 // leader is the replica whose current process holds the Lease.
 func (f *fleet) leader(ctx context.Context) (*replica, string, error) {
-	holder, err := f.w.leaseHolder(ctx)
+	_, holder, err := f.w.lease(ctx)
 	if err != nil {
 		return nil, "", err
 	}

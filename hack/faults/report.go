@@ -40,8 +40,8 @@ func markdown(r report) string {
 			ops = fmt.Sprintf("%d+ (%d+ ok)", res.Operations, res.Succeeded)
 		}
 		p("| %s | %s | %s | %.1f | %d (%s) | %d | %s | %s | %d | %d | %d | %d Secrets, %d values |\n",
-			res.ID, res.Name, res.Fault, res.Seconds, res.Attempts, counts(res.Outcomes), res.Answered, ops,
-			counts(res.Writes), res.Conflicts, res.Restarts, res.ErrorLines, res.Bad, res.Leaked)
+			res.ID, res.Name, res.Fault, res.Seconds, res.Attempts, formatCounts(res.Outcomes), res.Answered, ops,
+			formatCounts(res.Writes), res.Conflicts, res.Restarts, res.ErrorLines, res.Bad, res.Leaked)
 	}
 	p("\n%s\n", lost(r))
 	p("\n## Notes\n\n")
@@ -63,13 +63,6 @@ func markdown(r report) string {
 		}
 	}
 	return b.String()
-}
-
-func counts(m map[string]int) string {
-	if len(m) == 0 {
-		return "0"
-	}
-	return formatCounts(m)
 }
 
 func params(m map[string]any) string { return joinSorted(m, "%s=%v") }

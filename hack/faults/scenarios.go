@@ -101,13 +101,26 @@ func (w *world) quiesce(from time.Time) (auditFigures, error) {
 	return a, nil
 }
 
-// settledSnapshot waits for the writes of what came before (the events of a cold start) to
-// finish, so that they do not count in the window it opens.
-func (w *world) settledSnapshot(since time.Time) (snapshot, error) {
-	if _, err := w.quiesce(since); err != nil {
-		return snapshot{}, err
+// synced starts the named replicas (waiting for /readyz when there is one), waits until every
+// Secret is right, then for the writes of that cold start (its events) to finish, and opens the
+// scenario's window: the cold start does not count in it.
+func (w *world) synced(ctx context.Context, names ...string) ([]*replica, snapshot, error) {
+	var replicas []*replica
+	for _, name := range names {
+		r, err := w.fleet.start(ctx, name, len(names) == 1)
+		if err != nil {
+			return nil, snapshot{}, err
+		}
+		replicas = append(replicas, r)
 	}
-	return w.snapshot()
+	if _, err := w.waitConverged(ctx); err != nil {
+		return nil, snapshot{}, err
+	}
+	if _, err := w.quiesce(time.Time{}); err != nil {
+		return nil, snapshot{}, err
+	}
+	snap, err := w.snapshot()
+	return replicas, snap, err
 }
 
 // fill completes a result with the figures of the window from snap to end; the window closes
@@ -133,7 +146,7 @@ func (w *world) fill(r *result, snap snapshot, end time.Time) error {
 	if r.ErrorLines, r.Leaked, err = scanLogs(logs, w.values()); err != nil {
 		return err
 	}
-	r.Bad, _ = w.checker.badSecrets()
+	r.Bad = w.checker.badSecrets()
 	r.Checks, r.ChecksFailed = w.checker.listsDone()
 	if r.Seconds == 0 {
 		r.Seconds = win.to.Sub(win.from).Seconds()
@@ -209,10 +222,11 @@ func killComponent(component string) func(context.Context, *world) ([]*result, e
 		if _, err := w.coldStart(ctx, 1.0/3); err != nil {
 			return nil, err
 		}
-		written, err := w.secretCount(ctx)
+		st, err := w.observe(ctx)
 		if err != nil {
 			return nil, err
 		}
+		written := st.secrets
 		kill := time.Now()
 		if err := w.env.Kill(component, syscall.SIGKILL); err != nil {
 			return nil, err
@@ -259,17 +273,11 @@ func checkCalls(r *result, w *world, processes int) {
 
 func awsOutage(ctx context.Context, w *world) ([]*result, error) {
 	r := &result{Recovery: "from the endpoint's return to every Secret right"}
-	a, err := w.fleet.start(ctx, "a", true)
+	replicas, snap, err := w.synced(ctx, "a")
 	if err != nil {
 		return nil, err
 	}
-	if _, err := w.waitConverged(ctx); err != nil {
-		return nil, err
-	}
-	snap, err := w.settledSnapshot(time.Time{})
-	if err != nil {
-		return nil, err
-	}
+	a := replicas[0]
 	// The rollout's first half goes out before the outage, its second half during it: those
 	// AWSSecrets need versions the controller cannot fetch until the endpoint is back.
 	updated := map[string]string{"result": controller.ResultUpdated}
@@ -421,20 +429,11 @@ func exitStatus(err error) string {
 
 func failover(ctx context.Context, w *world) ([]*result, error) {
 	r := &result{Recovery: "from the kill to every Secret right"}
-	if _, err := w.fleet.start(ctx, "a", false); err != nil {
-		return nil, err
-	}
-	if _, err := w.fleet.start(ctx, "b", false); err != nil {
-		return nil, err
-	}
-	if _, err := w.waitConverged(ctx); err != nil {
-		return nil, err
-	}
-	leader, holder, err := w.fleet.leader(ctx)
+	_, snap, err := w.synced(ctx, "a", "b")
 	if err != nil {
 		return nil, err
 	}
-	snap, err := w.settledSnapshot(time.Time{})
+	leader, holder, err := w.fleet.leader(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -450,14 +449,14 @@ func failover(ctx context.Context, w *world) ([]*result, error) {
 		return nil, err
 	}
 	// The killed leader renews no more: the Lease's renewTime now is its last renewal.
-	last, err := w.kube.CoordinationV1().Leases("default").Get(ctx, controller.ComponentName, metav1.GetOptions{})
+	last, _, err := w.lease(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var takeover, sinceRenewal time.Duration
 	for {
-		l, err := w.kube.CoordinationV1().Leases("default").Get(ctx, controller.ComponentName, metav1.GetOptions{})
-		if err == nil && l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != holder {
+		l, h, err := w.lease(ctx)
+		if err == nil && h != "" && h != holder {
 			takeover = time.Since(kill)
 			if l.Spec.AcquireTime != nil && last.Spec.RenewTime != nil {
 				sinceRenewal = l.Spec.AcquireTime.Sub(last.Spec.RenewTime.Time)
@@ -504,14 +503,7 @@ func watchExpiry(ctx context.Context, w *world) ([]*result, error) {
 	// version"): the only record of it, since the watch cache sends the 410 inside a watch
 	// answered 200.
 	w.fleet.extraArgs = []string{"-v=4"}
-	rep, err := w.fleet.start(ctx, "a", true)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := w.waitConverged(ctx); err != nil {
-		return nil, err
-	}
-	snap, err := w.settledSnapshot(time.Time{})
+	replicas, snap, err := w.synced(ctx, "a")
 	if err != nil {
 		return nil, err
 	}
@@ -527,9 +519,10 @@ func watchExpiry(ctx context.Context, w *world) ([]*result, error) {
 			return nil, err
 		}
 	}
-	// SIGKILL, not SIGTERM: a graceful kube-apiserver waits up to its 60 s shutdown timeout for
-	// the open watches, long past the controller's renew deadline, and a new process would relist
-	// anyway. Killed, it is back within seconds and the same process must resume its watches.
+	// SIGKILL, not SIGTERM: with the controller's watches open, a kube-apiserver sent SIGTERM had
+	// not exited a minute later, long past the controller's renew deadline, so a new process
+	// relisted instead. Killed, it is back within seconds and the same process must resume its
+	// watches.
 	kill := time.Now()
 	if err := w.env.Kill("kube-apiserver", syscall.SIGKILL); err != nil {
 		return nil, err
@@ -553,7 +546,7 @@ func watchExpiry(ctx context.Context, w *world) ([]*result, error) {
 			break
 		}
 		if time.Since(back) > 3*time.Minute {
-			return nil, fmt.Errorf("the controller did not list again within 3 minutes of the restart: lists %v, 410s %v", a.lists, a.expired)
+			return nil, fmt.Errorf("the controller did not list again within 3 minutes of the restart: lists %v", a.lists)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -589,7 +582,7 @@ func watchExpiry(ctx context.Context, w *world) ([]*result, error) {
 		return nil, err
 	}
 	a = countAudit(events, window{kill, done})
-	expired, err := expiredWatches(rep.current().LogPath)
+	expired, err := expiredWatches(replicas[0].current().LogPath)
 	if err != nil {
 		return nil, err
 	}

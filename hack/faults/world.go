@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -311,9 +310,8 @@ func (w *world) holds(s corev1.Secret, k int, v version) bool {
 func (w *world) holdsSome(s corev1.Secret, i int) bool {
 	k := i % w.cfg.versions
 	w.mu.Lock()
-	vs := append([]version(nil), w.versions[k]...)
-	w.mu.Unlock()
-	for _, v := range vs {
+	defer w.mu.Unlock()
+	for _, v := range w.versions[k] {
 		if w.holds(s, k, v) {
 			return true
 		}
@@ -351,12 +349,10 @@ type checker struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu           sync.Mutex
-	lists        int
-	failedLists  int
-	bad          map[string]bool
-	maxSecrets   int
-	firstBadSeen string
+	mu          sync.Mutex
+	lists       int
+	failedLists int
+	bad         map[string]bool
 }
 
 func startChecker(w *world) *checker {
@@ -373,22 +369,11 @@ func startChecker(w *world) *checker {
 			if err != nil {
 				c.failedLists++
 			}
-			n := 0
 			for _, s := range secrets {
-				i, ok := w.index(s.Namespace, s.Name)
-				if !ok {
-					continue
-				}
-				n++
-				if !w.holdsSome(s, i) {
-					key := s.Namespace + "/" + s.Name
-					if len(c.bad) == 0 {
-						c.firstBadSeen = key
-					}
-					c.bad[key] = true
+				if i, ok := w.index(s.Namespace, s.Name); ok && !w.holdsSome(s, i) {
+					c.bad[s.Namespace+"/"+s.Name] = true
 				}
 			}
-			c.maxSecrets = max(c.maxSecrets, n)
 			c.mu.Unlock()
 			select {
 			case <-ctx.Done():
@@ -406,31 +391,16 @@ func (c *checker) stop() {
 }
 
 // badSecrets is how many Secrets were ever seen holding anything but one whole version.
-func (c *checker) badSecrets() (int, string) {
+func (c *checker) badSecrets() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.bad), c.firstBadSeen
+	return len(c.bad)
 }
 
 func (c *checker) listsDone() (lists, failed int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lists, c.failedLists
-}
-
-// secretCount lists the Secrets of the run now: how many exist.
-func (w *world) secretCount(ctx context.Context) (int, error) {
-	secrets, err := w.listSecrets(ctx)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, s := range secrets {
-		if _, ok := w.index(s.Namespace, s.Name); ok {
-			n++
-		}
-	}
-	return n, nil
 }
 
 // values are every secret value the run stored: the leak check looks for them in the logs.
@@ -463,5 +433,3 @@ func waitMetric(ctx context.Context, r *replica, name string, labels map[string]
 		}
 	}
 }
-
-var errNoLeader = errors.New("no leader")
