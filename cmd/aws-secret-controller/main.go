@@ -91,7 +91,7 @@ func main() {
 	flag.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Hour, "How often informers replay their caches, which re-checks every AWSSecret without AWS calls.")
 	flag.DurationVar(&o.shutdownGracePeriod, "shutdown-grace-period", 10*time.Second, "How long the HTTP servers get to finish on shutdown.")
 	flag.StringVar(&o.namespacePolicy, "namespace-policy", string(tenancy.ModeOpen), "Which secrets a namespace's AWSSecrets may read: open (any, within --allowed-secret-ids) or allow-list (only those its Namespace's "+tenancy.AnnotationAllowedSecretIDs+" annotation permits; none without it). allow-list needs to watch Namespaces, so it cannot be combined with --namespace.")
-	flag.StringVar(&o.allowedSecretIDs, "allowed-secret-ids", "", "Comma-separated secret id patterns (* matches any run of characters) that bound every namespace in both policies. Empty means no bound.")
+	flag.StringVar(&o.allowedSecretIDs, "allowed-secret-ids", "", "Comma-separated secret id patterns (* matches any run of characters) that bound every namespace in both policies. Empty means no bound; a value that holds no pattern (\" \", \",\") is refused.")
 	flag.BoolVar(&o.roleSessionTags, "aws-role-session-tags", true, "Tag the STS sessions of namespace roles with "+awssm.SessionTagKey+"=<namespace>, for ABAC. Turn off for trust policies that do not allow sts:TagSession.")
 	flag.BoolVar(&o.version, "version", false, "Print the version and commit, and exit.")
 	flag.Parse()
@@ -140,6 +140,11 @@ func run(ctx context.Context, o options) error {
 	if o.workers < 1 {
 		return fmt.Errorf("--workers must be at least 1")
 	}
+	// Before any client: a bound that holds no pattern must stop the controller, not open it.
+	global, err := parseAllowedSecretIDs(o.allowedSecretIDs)
+	if err != nil {
+		return err
+	}
 
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
 		&clientcmd.ClientConfigLoadingRules{ExplicitPath: o.kubeconfig, Precedence: clientcmd.NewDefaultClientConfigLoadingRules().Precedence},
@@ -176,10 +181,7 @@ func run(ctx context.Context, o options) error {
 	if mode == tenancy.ModeAllowList && o.namespace != "" {
 		return fmt.Errorf("--namespace-policy=allow-list reads Namespaces, which a controller confined by --namespace may not: bound it with --allowed-secret-ids instead")
 	}
-	policy := tenancy.Policy{Mode: mode}
-	if o.allowedSecretIDs != "" {
-		policy.Global = tenancy.ParsePatterns(o.allowedSecretIDs)
-	}
+	policy := tenancy.Policy{Mode: mode, Global: global}
 
 	smCfg := awssm.Config{Region: o.awsRegion, Endpoint: o.awsEndpoint}
 	awsCfg, err := awssm.LoadConfig(ctx, smCfg)
@@ -257,6 +259,19 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	return nil
+}
+
+// parseAllowedSecretIDs parses --allowed-secret-ids. Empty (the default) means no bound, nil;
+// anything else must hold at least one pattern: " ", "," or " , " is an error, never no bound.
+func parseAllowedSecretIDs(s string) (tenancy.Patterns, error) {
+	if s == "" {
+		return nil, nil
+	}
+	p, err := tenancy.ParsePatternList(s)
+	if err != nil {
+		return nil, fmt.Errorf("--allowed-secret-ids: %w; give at least one, e.g. --allowed-secret-ids='team-a/*', or leave the flag out (or empty) for no bound", err)
+	}
+	return p, nil
 }
 
 // runLeading runs the controller (run) while this replica holds the Lease. On shutdown the

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,7 +15,57 @@ import (
 	k8sfake "k8s.io/client-go/kubernetes/fake"
 	core "k8s.io/client-go/testing"
 	"k8s.io/klog/v2"
+
+	"github.com/mumoshu/aws-secret-controller/pkg/tenancy"
 )
+
+// TestAllowedSecretIDs: --allowed-secret-ids="" (the default) is no bound; a value that holds no
+// pattern is refused, naming the flag, never read as no bound.
+func TestAllowedSecretIDs(t *testing.T) {
+	tests := map[string]struct {
+		flag    string
+		want    tenancy.Patterns
+		wantErr bool
+	}{
+		"unset: no bound":             {flag: ""},
+		"blank":                       {flag: " ", wantErr: true},
+		"one comma":                   {flag: ",", wantErr: true},
+		"comma between blanks":        {flag: " , ", wantErr: true},
+		"trailing comma: one pattern": {flag: "a,", want: tenancy.Patterns{"a"}},
+		"two patterns":                {flag: "team-a/*, shared/*", want: tenancy.Patterns{"team-a/*", "shared/*"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := parseAllowedSecretIDs(tc.flag)
+			if tc.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "--allowed-secret-ids") || !strings.Contains(err.Error(), "holds no secret id pattern") {
+					t.Fatalf("parseAllowedSecretIDs(%q) = %q, %v; want an error naming the flag", tc.flag, got, err)
+				}
+				if !errors.Is(err, tenancy.ErrNoPattern) {
+					t.Errorf("error %v does not wrap tenancy.ErrNoPattern", err)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tc.want) || (got == nil) != (tc.want == nil) {
+				t.Errorf("parseAllowedSecretIDs(%q) = %#v, %v; want %#v", tc.flag, got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestRunRefusesAnAllowedSecretIDsWithoutPattern: the controller does not start with a bound that
+// holds no pattern; it says so before it builds any client. The kubeconfig does not exist, so
+// a controller that went on would fail on it instead, with another error.
+func TestRunRefusesAnAllowedSecretIDsWithoutPattern(t *testing.T) {
+	for _, value := range []string{" ", ",", " , "} {
+		o := options{workers: 1, namespacePolicy: string(tenancy.ModeOpen), allowedSecretIDs: value,
+			kubeconfig: filepath.Join(t.TempDir(), "no-kubeconfig")}
+		err := run(context.Background(), o)
+		if err == nil || !strings.HasPrefix(err.Error(), "--allowed-secret-ids: ") {
+			t.Errorf("run with --allowed-secret-ids=%q: %v, want a refusal naming the flag", value, err)
+		}
+	}
+}
 
 func TestCapVerbosity(t *testing.T) {
 	tests := map[string]struct {

@@ -1,6 +1,8 @@
 package awssm
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"regexp"
 	"sync"
@@ -87,12 +89,34 @@ func (r *Roles) credentials(id Identity) aws.CredentialsProvider {
 // sessionNameUnsafe are the characters STS does not allow in a session name.
 var sessionNameUnsafe = regexp.MustCompile(`[^\w+=,.@-]`)
 
+// sessionNamePrefix starts every session name; maxSessionName is STS's limit.
+const (
+	sessionNamePrefix = "aws-secret-controller@"
+	maxSessionName    = 64
+)
+
 // SessionName is the STS session name for a namespace, within STS's limits (2 to 64 of
 // [\w+=,.@-]), so CloudTrail shows which namespace a read was for.
+//
+// A name that fits is "aws-secret-controller@<namespace>", exactly. When it does not (a
+// namespace longer than 42 characters, or one with characters STS refuses, which become "-"),
+// cutting or replacing would lose information and two namespaces could share a session: the
+// name is then the first 55 characters of that name (refused characters as "-"), "_", and the
+// first 8 hex digits of the SHA-256 of the whole namespace, e.g.
+// "aws-secret-controller@<first 33 characters>_1a2b3c4d", 64 characters.
+// "_" is not in a Kubernetes namespace name, so such a name is never another namespace's
+// uncut one; two cut names collide only if their namespaces share the kept prefix and 32 bits
+// of hash. The session tag, when on, still carries the whole namespace.
 func SessionName(namespace string) string {
-	name := sessionNameUnsafe.ReplaceAllString("aws-secret-controller@"+namespace, "-")
-	if len(name) > 64 {
-		name = name[:64]
+	name := sessionNamePrefix + namespace
+	if len(name) <= maxSessionName && !sessionNameUnsafe.MatchString(name) {
+		return name
 	}
-	return name
+	sum := sha256.Sum256([]byte(namespace))
+	suffix := "_" + hex.EncodeToString(sum[:4])
+	name = sessionNameUnsafe.ReplaceAllString(name, "-")
+	if keep := maxSessionName - len(suffix); len(name) > keep {
+		name = name[:keep]
+	}
+	return name + suffix
 }

@@ -2,6 +2,7 @@ package awssm
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -103,13 +104,70 @@ func TestRolesAssumeWithNamespaceSession(t *testing.T) {
 	}
 }
 
+// sessionNameSTS is what STS accepts as a RoleSessionName.
+var sessionNameSTS = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
+
+// TestSessionName: names that fit are "aws-secret-controller@<namespace>", unchanged; names
+// that would be cut or have characters replaced keep a prefix and get a hash of the whole
+// namespace, so no two namespaces share a session name.
 func TestSessionName(t *testing.T) {
-	for ns, want := range map[string]string{
-		"team-a":                "aws-secret-controller@team-a",
-		strings.Repeat("n", 63): ("aws-secret-controller@" + strings.Repeat("n", 63))[:64],
-	} {
-		if got := SessionName(ns); got != want || len(got) > 64 {
-			t.Errorf("SessionName(%q) = %q, want %q", ns, got, want)
+	long := func(prefix string, n int, fill string) string {
+		return prefix + strings.Repeat(fill, n-len(prefix))
+	}
+	shared := strings.Repeat("team-a-", 6) // 42 characters
+	fits := long("a", 42, "b")             // the longest namespace whose name fits
+	tests := map[string]struct {
+		namespace string
+		want      string // "": only checked for validity and uniqueness
+	}{
+		"short":                 {namespace: "team-a", want: "aws-secret-controller@team-a"},
+		"empty":                 {namespace: "", want: "aws-secret-controller@"},
+		"42 characters: fits":   {namespace: fits, want: "aws-secret-controller@" + fits},
+		"allowed punctuation":   {namespace: "a_b.c=d,e+f@g", want: "aws-secret-controller@a_b.c=d,e+f@g"},
+		"43 characters: hashed": {namespace: long("a", 43, "b")},
+		"63, shared prefix, x":  {namespace: long(shared, 63, "x")},
+		"63, shared prefix, y":  {namespace: long(shared, 63, "y")},
+		"63, shared prefix, z":  {namespace: long(shared, 62, "z") + "q"},
+		"slash is replaced":     {namespace: "a/b"},
+		"colon is replaced":     {namespace: "a:b"},
+		"what they would be":    {namespace: "a-b", want: "aws-secret-controller@a-b"},
+		"multibyte":             {namespace: "ü-ns"},
+		"invalid UTF-8":         {namespace: "a\xffb"},
+		"long and replaced":     {namespace: long("team/", 70, "é")},
+	}
+	seen := map[string]string{}
+	for name, tc := range tests {
+		got := SessionName(tc.namespace)
+		if tc.want != "" && got != tc.want {
+			t.Errorf("%s: SessionName(%q) = %q, want %q (unchanged)", name, tc.namespace, got, tc.want)
 		}
+		if !sessionNameSTS.MatchString(got) {
+			t.Errorf("%s: SessionName(%q) = %q (%d characters), not 2 to 64 of [\\w+=,.@-]", name, tc.namespace, got, len(got))
+		}
+		if !strings.HasPrefix(got, "aws-secret-controller@") {
+			t.Errorf("%s: SessionName(%q) = %q does not say whose it is", name, tc.namespace, got)
+		}
+		if other, ok := seen[got]; ok {
+			t.Errorf("SessionName(%q) = SessionName(%q) = %q", tc.namespace, other, got)
+		}
+		seen[got] = tc.namespace
+		if got != SessionName(tc.namespace) {
+			t.Errorf("%s: SessionName(%q) is not stable", name, tc.namespace)
+		}
+	}
+
+	// A long namespace's name keeps as much of it as fits, so CloudTrail still shows whose it is.
+	if got := SessionName(long(shared, 63, "x")); !strings.HasPrefix(got, "aws-secret-controller@"+shared[:33]) || len(got) != 64 {
+		t.Errorf("SessionName of a 63-character namespace = %q, want its first 33 characters kept, 64 in all", got)
+	}
+	// A namespace cannot take another's hashed name: the longest uncut one, written to look like
+	// it (a valid namespace name has no "_"), gets a name of its own.
+	victim := long(shared, 63, "x")
+	lookalike := strings.ReplaceAll(strings.TrimPrefix(SessionName(victim), "aws-secret-controller@"), "_", "-")
+	if len(lookalike) != 42 {
+		t.Fatalf("lookalike %q: %d characters, want 42", lookalike, len(lookalike))
+	}
+	if SessionName(lookalike) == SessionName(victim) {
+		t.Errorf("namespace %q takes the session name of namespace %q: %q", lookalike, victim, SessionName(victim))
 	}
 }

@@ -35,9 +35,11 @@ import (
 
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
 	"github.com/mumoshu/aws-secret-controller/pkg/awssm"
+	"github.com/mumoshu/aws-secret-controller/pkg/fairqueue"
 	clientset "github.com/mumoshu/aws-secret-controller/pkg/generated/clientset/versioned"
 	informers "github.com/mumoshu/aws-secret-controller/pkg/generated/informers/externalversions/mumoshu/v1alpha1"
 	listers "github.com/mumoshu/aws-secret-controller/pkg/generated/listers/mumoshu/v1alpha1"
+	"github.com/mumoshu/aws-secret-controller/pkg/render"
 	"github.com/mumoshu/aws-secret-controller/pkg/tenancy"
 )
 
@@ -117,7 +119,11 @@ type Options struct {
 	// produces no watch event, so they are retried, slowly. Nil means per-item exponential
 	// backoff from 30s to 10 minutes.
 	PermanentErrorRetry workqueue.TypedRateLimiter[cache.ObjectName]
-	// SyncTimeout bounds one sync. Zero means one minute.
+	// RenderLimits bound the rendering of one AWSSecret's Secret data (bytes produced, the
+	// Secret's size, template loop steps, the spec's sizes). The zero value means
+	// render.DefaultLimits.
+	RenderLimits render.Limits
+	// SyncTimeout bounds one sync, its rendering included. Zero means one minute.
 	SyncTimeout time.Duration
 	// DrainTimeout bounds how long the syncs in flight when Run's context ends may go on before
 	// their own contexts are canceled. Queued work is not started. Zero means 10 seconds, well
@@ -149,9 +155,11 @@ type Controller struct {
 	namespaces       cache.GenericLister
 	namespacesSynced cache.InformerSynced
 
-	// queue holds the names of AWSSecrets to sync; permanentRetry spaces out the retries of
-	// errors only a change can fix.
+	// queue holds the names of AWSSecrets to sync, in the order that order decides: namespaces
+	// in turn, and edits before bulk work. permanentRetry spaces out the retries of errors only
+	// a change can fix.
 	queue          workqueue.TypedRateLimitingInterface[cache.ObjectName]
+	order          *fairqueue.Queue[cache.ObjectName]
 	permanentRetry workqueue.TypedRateLimiter[cache.ObjectName]
 
 	recorder record.EventRecorder
@@ -163,6 +171,11 @@ type Controller struct {
 	// statusWrites keeps a sync working from a lister that has not caught up with our last
 	// status write from writing it again (and failing with a conflict).
 	statusWrites statusMemo
+
+	// renderLimits bound each rendering; renderFailures keeps a spec that failed to render from
+	// being rendered again until it changes.
+	renderLimits   render.Limits
+	renderFailures renderMemo
 
 	// clock stamps condition transitions.
 	clock clock.PassiveClock
@@ -202,6 +215,7 @@ func NewController(ctx context.Context, opts Options) (*Controller, error) {
 		recorder:         opts.Recorder,
 		eventsClient:     opts.EventsClient,
 		clock:            opts.Clock,
+		renderLimits:     opts.RenderLimits,
 		syncTimeout:      opts.SyncTimeout,
 		drainTimeout:     opts.DrainTimeout,
 		onSync:           opts.OnSync,
@@ -216,17 +230,20 @@ func NewController(ctx context.Context, opts Options) (*Controller, error) {
 		c.broadcaster = record.NewBroadcaster(record.WithContext(ctx))
 		c.recorder = c.broadcaster.NewRecorder(scheme, corev1.EventSource{Component: ComponentName})
 	}
-	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(opts.RateLimiter,
-		workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: opts.QueueName})
+	// The queue serves namespaces in turn, and edits before the initial list and resyncs
+	// (pkg/fairqueue); de-duplication, rate limiting, delays, draining and the metrics are
+	// client-go's.
+	c.order = fairqueue.New(func(k cache.ObjectName) string { return k.Namespace }, fairqueue.Options{})
+	c.queue = fairqueue.NewRateLimitingQueue(c.order, opts.RateLimiter, opts.QueueName)
 
 	if opts.NamespaceInformer != nil {
 		c.namespaces = cache.NewGenericLister(opts.NamespaceInformer.GetIndexer(), corev1.Resource("namespaces"))
 		c.namespacesSynced = opts.NamespaceInformer.HasSynced
-		if _, err := opts.NamespaceInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc: c.handleNamespace,
+		if _, err := opts.NamespaceInformer.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+			AddFunc: func(obj any, isInInitialList bool) { c.handleNamespace(obj, priorityOf(isInInitialList)) },
 			UpdateFunc: func(old, new any) {
 				if policyChanged(old, new) {
-					c.handleNamespace(new)
+					c.handleNamespace(new, fairqueue.High)
 				}
 			},
 		}); err != nil {
@@ -235,25 +252,28 @@ func NewController(ctx context.Context, opts Options) (*Controller, error) {
 	}
 
 	logger.V(4).Info("Setting up event handlers")
-	if _, err := opts.AWSSecretInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: c.enqueueAWSSecret,
+	// The initial list and resyncs are bulk work: an edit overtakes them.
+	if _, err := opts.AWSSecretInformer.Informer().AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+		AddFunc: func(obj any, isInInitialList bool) { c.enqueueAWSSecret(obj, priorityOf(isInInitialList)) },
 		// Resyncs (equal resourceVersions) are enqueued too: they re-check every AWSSecret
 		// against the Secret cache, which costs no API or AWS call when nothing drifted.
-		UpdateFunc: func(_, new any) { c.enqueueAWSSecret(new) },
+		UpdateFunc: func(old, new any) {
+			c.enqueueAWSSecret(new, priorityOf(old.(metav1.Object).GetResourceVersion() == new.(metav1.Object).GetResourceVersion()))
+		},
 	}); err != nil {
 		return nil, err
 	}
 	// A change to a Secret (a hand edit, a deletion) wakes up the AWSSecret that controls it.
 	// Secret resyncs are skipped: the AWSSecret's own resync covers them.
-	if _, err := opts.SecretInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: c.handleSecret,
+	if _, err := opts.SecretInformer.Informer().AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+		AddFunc: func(obj any, isInInitialList bool) { c.handleSecret(obj, priorityOf(isInInitialList)) },
 		UpdateFunc: func(old, new any) {
 			if old.(*corev1.Secret).ResourceVersion == new.(*corev1.Secret).ResourceVersion {
 				return
 			}
-			c.handleSecret(new)
+			c.handleSecret(new, fairqueue.High)
 		},
-		DeleteFunc: c.handleSecret,
+		DeleteFunc: func(obj any) { c.handleSecret(obj, fairqueue.High) },
 	}); err != nil {
 		return nil, err
 	}
@@ -276,6 +296,9 @@ func withDefaults(opts Options) Options {
 	}
 	if opts.EventsClient == nil {
 		opts.EventsClient = opts.KubeClient
+	}
+	if opts.RenderLimits == (render.Limits{}) {
+		opts.RenderLimits = render.DefaultLimits
 	}
 	if opts.SyncTimeout == 0 {
 		opts.SyncTimeout = time.Minute
@@ -386,18 +409,34 @@ func (c *Controller) handleErr(ctx context.Context, key cache.ObjectName, err er
 	}
 }
 
-func (c *Controller) enqueueAWSSecret(obj any) {
+// priorityOf is the priority of an event: Low for bulk work (an informer's initial list, a
+// resync), High for a change someone made.
+func priorityOf(bulk bool) fairqueue.Priority {
+	if bulk {
+		return fairqueue.Low
+	}
+	return fairqueue.High
+}
+
+// enqueue adds an AWSSecret to the queue at a priority. Every add carries its priority, so that
+// an edit collapsed into an item being processed still comes back ahead of bulk work.
+func (c *Controller) enqueue(key cache.ObjectName, p fairqueue.Priority) {
+	c.order.Hint(key, p)
+	c.queue.Add(key)
+}
+
+func (c *Controller) enqueueAWSSecret(obj any, p fairqueue.Priority) {
 	key, err := cache.ObjectToName(obj)
 	if err != nil {
 		utilruntime.HandleError(err)
 		return
 	}
-	c.queue.Add(key)
+	c.enqueue(key, p)
 }
 
 // handleSecret enqueues the AWSSecret that controls a Secret, if any. The sync handler looks the
 // AWSSecret up, so a Secret whose owner is gone costs one lister miss.
-func (c *Controller) handleSecret(obj any) {
+func (c *Controller) handleSecret(obj any, p fairqueue.Priority) {
 	if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = tombstone.Obj
 	}
@@ -410,12 +449,12 @@ func (c *Controller) handleSecret(obj any) {
 	if owner == nil || owner.Kind != "AWSSecret" || owner.APIVersion != v1alpha1.SchemeGroupVersion.String() {
 		return
 	}
-	c.queue.Add(cache.ObjectName{Namespace: object.GetNamespace(), Name: owner.Name})
+	c.enqueue(cache.ObjectName{Namespace: object.GetNamespace(), Name: owner.Name}, p)
 }
 
 // handleNamespace enqueues every AWSSecret of a Namespace whose policy annotations appeared or
 // changed, so that a policy edit acts at once instead of after the slow retry.
-func (c *Controller) handleNamespace(obj any) {
+func (c *Controller) handleNamespace(obj any, p fairqueue.Priority) {
 	ns, err := meta.Accessor(obj)
 	if err != nil {
 		utilruntime.HandleError(err)
@@ -427,7 +466,7 @@ func (c *Controller) handleNamespace(obj any) {
 		return
 	}
 	for _, a := range awsSecrets {
-		c.queue.Add(cache.MetaObjectToName(a))
+		c.enqueue(cache.MetaObjectToName(a), p)
 	}
 }
 

@@ -3,7 +3,9 @@ package controller
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +25,7 @@ import (
 	core "k8s.io/client-go/testing"
 
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
+	"github.com/mumoshu/aws-secret-controller/pkg/render"
 )
 
 // secretValue is the value behind every test secret: it must never show up outside a Secret.
@@ -34,7 +37,7 @@ func syncedSecret(a *v1alpha1.AWSSecret, data map[string]string) *corev1.Secret 
 	for k, v := range data {
 		bytes[k] = []byte(v)
 	}
-	s := newSecret(a, want(a), bytes, dataHash(bytes))
+	s := newSecret(a, want(a), bytes, render.DataHash(bytes))
 	s.UID = types.UID("secret-uid-" + a.Name)
 	s.ResourceVersion = "1"
 	return s
@@ -651,12 +654,12 @@ func TestSyncHandler(t *testing.T) {
 					got[k] = string(v)
 				}
 				if !equality.Semantic.DeepEqual(got, tc.wantData) {
-					t.Errorf("Secret data keys = %v, want %v", sortedKeys(got), sortedKeys(tc.wantData))
+					t.Errorf("Secret data keys = %v, want %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(tc.wantData)))
 				}
 				if !metav1.IsControlledBy(written, tc.awsSecret) {
 					t.Errorf("written Secret is not controlled by the AWSSecret: %v", written.OwnerReferences)
 				}
-				if written.Annotations[AnnotationDataHash] != dataHash(written.Data) {
+				if written.Annotations[AnnotationDataHash] != render.DataHash(written.Data) {
 					t.Errorf("data hash annotation does not match the data")
 				}
 			}
@@ -740,7 +743,7 @@ func TestSeedExampleSecret(t *testing.T) {
 				AnnotationOwnedAnnotations:    "note",
 				AnnotationStringDataSecretID:  seedSecretID,
 				AnnotationStringDataVersionID: seedVersionID,
-				AnnotationDataHash:            dataHash(map[string][]byte{"foo": []byte("bar")}),
+				AnnotationDataHash:            render.DataHash(map[string][]byte{"foo": []byte("bar")}),
 			},
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion:         "mumoshu.github.io/v1alpha1",

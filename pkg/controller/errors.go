@@ -9,6 +9,7 @@ import (
 
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
 	"github.com/mumoshu/aws-secret-controller/pkg/awssm"
+	"github.com/mumoshu/aws-secret-controller/pkg/render"
 )
 
 // syncError is a failed sync the controller can name: its reason goes into the Ready condition.
@@ -65,6 +66,9 @@ func classify(err error) failure {
 	var se *syncError
 	if errors.As(err, &se) {
 		return failure{reason: se.reason, transient: se.transient, quiet: se.quiet}
+	}
+	if re, ok := render.IsRenderError(err); ok {
+		return failure{reason: re.Reason}
 	}
 	var ae *awssm.Error
 	if errors.As(err, &ae) {

@@ -116,7 +116,10 @@ type fixture struct {
 	// logs holds everything the controller logged, at every verbosity.
 	logs *syncBuffer
 
-	// The informers' stores, for tests that move the cache on.
+	// The informer factories, for tests that start them; and the informers' stores, for
+	// tests that move the cache on by hand.
+	factory          informers.SharedInformerFactory
+	kubeFactory      kubeinformers.SharedInformerFactory
 	awsSecretIndexer cache.Indexer
 	secretIndexer    cache.Indexer
 
@@ -207,6 +210,7 @@ func (f *fixture) newController(ctx context.Context) *Controller {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	f.factory, f.kubeFactory = factory, kubeFactory
 	f.awsSecretIndexer = factory.Mumoshu().V1alpha1().AWSSecrets().Informer().GetIndexer()
 	f.secretIndexer = kubeFactory.Core().V1().Secrets().Informer().GetIndexer()
 	for _, a := range f.awsSecretLister {
@@ -318,9 +322,10 @@ func (f *fixture) assertNoLeak(syncErr error, events []string, values ...string)
 			}
 		}
 	}
-	for _, v := range values {
+	for i, v := range values {
 		if strings.Contains(said.String(), v) {
-			f.t.Errorf("secret value %q leaked into events, status, error or logs", v)
+			// Named by its place in the list: test output is output too.
+			f.t.Errorf("secret value %d of %d (%d bytes) leaked into events, status, error or logs", i+1, len(values), len(v))
 		}
 	}
 }

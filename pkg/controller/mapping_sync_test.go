@@ -2,6 +2,11 @@ package controller
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -11,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
+	"github.com/mumoshu/aws-secret-controller/pkg/awssm"
+	"github.com/mumoshu/aws-secret-controller/pkg/render"
 	"github.com/mumoshu/aws-secret-controller/pkg/tenancy"
 )
 
@@ -206,7 +213,7 @@ func TestMappingChanges(t *testing.T) {
 					t.Errorf("key %s: not the value the edit asks for", k)
 				}
 			}
-			if after.Annotations[AnnotationMapping] != mappingDigest(&edited.Spec) {
+			if after.Annotations[AnnotationMapping] != render.MappingDigest(&edited.Spec) {
 				t.Error("the Secret does not record the new mapping")
 			}
 			if status := g.storedAWSSecret(ctx, "mapped").Status; !cmp.Equal(status.Data, pinnedRefs(edited).data) {
@@ -314,5 +321,120 @@ func sortedSet(s []string) []string {
 	for _, v := range s {
 		m[v] = true
 	}
-	return sortedKeys(m)
+	return slices.Sorted(maps.Keys(m))
+}
+
+// TestOneReadPerVersion: entries that pin the same version read it once in a sync.
+func TestOneReadPerVersion(t *testing.T) {
+	f := newFixture(t)
+	f.aws.putString("prod/tls", seedVersionID, `{"cert":"CERT","key":"KEY","ca":"CA"}`)
+	a := newAWSSecret("tls", "", "")
+	a.Spec.StringDataFrom = nil
+	for _, k := range []string{"cert", "key", "ca"} {
+		a.Spec.Data = append(a.Spec.Data, v1alpha1.DataEntry{Key: k, Property: k,
+			SecretsManagerSecretRef: v1alpha1.SecretsManagerSecretRef{SecretID: "prod/tls", VersionID: seedVersionID}})
+	}
+	// With the cache disabled, only the sync's own memo can save the calls.
+	f.cache = awssm.NewCache(f.aws, awssm.CacheOptions{MaxBytes: -1})
+	if _, _, err := f.startWith(a); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.aws.totalCalls(); n != 1 {
+		t.Errorf("AWS calls for three entries of one version = %d, want 1", n)
+	}
+}
+
+// TestRenderFailureIsRemembered: a spec that failed to render is neither rendered nor read
+// again until it changes (its generation), whatever wakes it up; a new generation renders.
+func TestRenderFailureIsRemembered(t *testing.T) {
+	f := newFixture(t)
+	f.putMappedVersions()
+	// With the version cache off, every rendering shows as AWS calls.
+	f.cache = awssm.NewCache(f.aws, awssm.CacheOptions{MaxBytes: -1})
+	ctx, c, err := f.startWith(mappedAWSSecret())
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := f.editMapped(ctx, func(a *v1alpha1.AWSSecret) { a.Spec.Template.Data["auth"] = `{{ .tokn }}` })
+	calls := f.aws.totalCalls()
+	if err := c.syncHandler(ctx, keyOf(t, broken)); classify(err).reason != v1alpha1.ReasonInvalidTemplate {
+		t.Fatalf("sync error %v, want InvalidTemplate", err)
+	}
+	if n := f.aws.totalCalls() - calls; n != 2 {
+		t.Fatalf("the failing rendering read %d versions, want 2", n)
+	}
+	calls = f.aws.totalCalls()
+	for range 3 { // the slow retries, a resync, an event of the Secret
+		if err := c.syncHandler(ctx, keyOf(t, broken)); classify(err).reason != v1alpha1.ReasonInvalidTemplate {
+			t.Fatalf("repeated sync error %v, want InvalidTemplate", err)
+		}
+	}
+	if n := f.aws.totalCalls() - calls; n != 0 {
+		t.Errorf("repeated syncs of the same generation read %d versions, want 0", n)
+	}
+	fixed := f.editMapped(ctx, func(a *v1alpha1.AWSSecret) { a.Spec.Template.Data["auth"] = `Basic {{ .token }}` })
+	if err := c.syncHandler(ctx, keyOf(t, fixed)); err != nil {
+		t.Fatalf("the fixed generation: %v", err)
+	}
+	if got := string(f.storedSecret(ctx, "mapped").Data["auth"]); got != "Basic token-"+secretValue {
+		t.Errorf("auth = %q after the fix", got)
+	}
+}
+
+// valueForms are the forms of a value a template could compute and an error could quote.
+func valueForms(v string) []string {
+	jsonQuoted, _ := json.Marshal(v)
+	return []string{
+		v,
+		base64.StdEncoding.EncodeToString([]byte(v)),
+		base64.RawURLEncoding.EncodeToString([]byte(v)),
+		strings.ToUpper(v),
+		strings.ToLower(v),
+		strings.Trim(strconv.Quote(v), `"`),
+		strings.Trim(string(jsonQuoted), `"`),
+	}
+}
+
+// TestNoFormOfAValueLeaks: a template that fails on what it computed from a value (a typo that
+// indexes by the value, its base64, its upper case, a slice of it) says so in the status, the
+// Warning event and the log without any form of the value, whatever characters it holds.
+func TestNoFormOfAValueLeaks(t *testing.T) {
+	values := map[string]string{
+		"quotes and a backslash": `tok"Zq8v\secret`,
+		"a PEM key":              "-----BEGIN PRIVATE KEY-----\nZq8vMIIBVAIBADANBg\n-----END PRIVATE KEY-----\n",
+		"non-ASCII":              "jeton-Zq8v-clé-ключ",
+	}
+	templates := map[string]string{
+		"typo":       `{{ index . .token }}`,
+		"base64":     `{{ index . (b64enc .token) }}`,
+		"upper":      `{{ index . (upper .token) }}`,
+		"lower":      `{{ index . (lower .token) }}`,
+		"slice":      `{{ index . (slice .token 1) }}`,
+		"quote":      `{{ index . (quote .token) }}`,
+		"toJson":     `{{ index . (toJson .token) }}`,
+		"printf":     `{{ index . (printf "%s-x" .token) }}`,
+		"a field":    `{{ .token.x }}`,
+		"comparison": `{{ eq . $ }}`,
+	}
+	for vname, value := range values {
+		for tname, tmpl := range templates {
+			t.Run(vname+"/"+tname, func(t *testing.T) {
+				f := newFixture(t)
+				f.putMappedVersions()
+				f.aws.putString(tokenSecretID, seedVersionID, value)
+				a := mappedAWSSecret()
+				a.Spec.Type = ""
+				a.Spec.Template.Data["auth"] = tmpl
+				_, _, err := f.startWith(a)
+				if classify(err).reason != v1alpha1.ReasonInvalidTemplate {
+					t.Fatalf("sync error %v, want InvalidTemplate", err)
+				}
+				events := f.events()
+				if len(events) != 1 || !strings.Contains(events[0], `template key "auth" at line 1`) {
+					t.Errorf("events %q, want one naming the key and its position", events)
+				}
+				f.assertNoLeak(err, events, valueForms(value)...)
+			})
+		}
+	}
 }

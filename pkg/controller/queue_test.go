@@ -18,6 +18,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
+	"github.com/mumoshu/aws-secret-controller/pkg/fairqueue"
 )
 
 // recordingLimiter is a rate limiter that counts what the queue asks of it and delays an hour, so
@@ -150,7 +151,7 @@ func TestSecretEventsWakeTheirOwner(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t)
 			c := f.newController(f.context())
-			c.handleSecret(tc.obj)
+			c.handleSecret(tc.obj, fairqueue.High)
 			if tc.wantKey == nil {
 				if c.queue.Len() != 0 {
 					t.Errorf("queue length = %d, want 0", c.queue.Len())
@@ -284,4 +285,97 @@ func TestShutdownDrainIsBounded(t *testing.T) {
 
 	cancel()
 	waitReturned(t, done)
+}
+
+// startInformers starts the fixture's informers on the fake clientsets and waits for their
+// initial lists.
+func (f *fixture) startInformers(ctx context.Context) {
+	f.t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	f.factory.Start(ctx.Done())
+	f.kubeFactory.Start(ctx.Done())
+	f.factory.WaitForCacheSync(ctx.Done())
+	f.kubeFactory.WaitForCacheSync(ctx.Done())
+	// Shutdown waits for the informers, which stop when their context does.
+	f.t.Cleanup(func() { cancel(); f.factory.Shutdown(); f.kubeFactory.Shutdown() })
+}
+
+// nextKeys takes n keys off the queue, in the order workers would get them.
+func nextKeys(c *Controller, n int) []cache.ObjectName {
+	var out []cache.ObjectName
+	for range n {
+		key, _ := c.queue.Get()
+		c.queue.Done(key)
+		out = append(out, key)
+	}
+	return out
+}
+
+// TestQueueOrder: an edit overtakes the informer's initial list, and a namespace's bump does
+// not wait behind another namespace's flood of new AWSSecrets.
+func TestQueueOrder(t *testing.T) {
+	f := newFixture(t)
+	for i := range 200 {
+		a := newAWSSecret(fmt.Sprintf("app-%03d", i), seedSecretID, seedVersionID)
+		a.Namespace = "bulk"
+		f.objects = append(f.objects, a)
+	}
+	quiet := newAWSSecret("app", seedSecretID, seedVersionID)
+	quiet.Namespace = "quiet"
+	f.objects = append(f.objects, quiet)
+	ctx := f.context()
+	c := f.newController(ctx)
+	f.startInformers(ctx)
+	waitFor(t, "the initial list queued", func() bool { return c.queue.Len() == 201 })
+
+	// An edit of an AWSSecret near the end of the initial list is served first.
+	edit := func(ns, name string) {
+		t.Helper()
+		a, err := f.client.MumoshuV1alpha1().AWSSecrets(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Spec.StringDataFrom.SecretsManagerSecretRef.VersionID = newVersionID
+		a.ResourceVersion = fmt.Sprint(time.Now().UnixNano())
+		if _, err := f.client.MumoshuV1alpha1().AWSSecrets(ns).Update(ctx, a, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit("bulk", "app-150")
+	waitFor(t, "the edit seen", func() bool {
+		a, err := f.awsSecretIndexer.ByIndex(cache.NamespaceIndex, "bulk")
+		for _, o := range a {
+			if o.(*v1alpha1.AWSSecret).Name == "app-150" && o.(*v1alpha1.AWSSecret).Spec.StringDataFrom.SecretsManagerSecretRef.VersionID == newVersionID {
+				return err == nil
+			}
+		}
+		return false
+	})
+	if got := nextKeys(c, 1)[0]; got != (cache.ObjectName{Namespace: "bulk", Name: "app-150"}) {
+		t.Errorf("first key = %v, want the edited bulk/app-150 ahead of the initial list", got)
+	}
+	// The initial list still completes: nothing is starved.
+	nextKeys(c, 200)
+	if n := c.queue.Len(); n != 0 {
+		t.Fatalf("%d keys left after the initial list", n)
+	}
+
+	// A flood of new AWSSecrets in one namespace, then a bump in another.
+	for i := range 300 {
+		a := newAWSSecret(fmt.Sprintf("new-%03d", i), seedSecretID, seedVersionID)
+		a.Namespace = "noisy"
+		if err := f.client.Tracker().Add(a); err != nil {
+			t.Fatal(err)
+		}
+		// The fake's watch channel holds 100 events: let the informer drain it.
+		if i%50 == 49 {
+			waitFor(t, "the flood queued so far", func() bool { return c.queue.Len() == i+1 })
+		}
+	}
+	waitFor(t, "the flood queued", func() bool { return c.queue.Len() == 300 })
+	edit("quiet", "app")
+	waitFor(t, "the bump queued", func() bool { return c.queue.Len() == 301 })
+	if got := nextKeys(c, 2); got[0] != (cache.ObjectName{Namespace: "quiet", Name: "app"}) && got[1] != (cache.ObjectName{Namespace: "quiet", Name: "app"}) {
+		t.Errorf("first keys = %v, want quiet/app among the first two: namespaces are served in turn", got)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
+	"github.com/mumoshu/aws-secret-controller/pkg/render"
 )
 
 // This file is the Secret's shape and the controller's marks on it: what the controller owns on
@@ -54,9 +55,6 @@ const FieldManager = ComponentName
 // the AWSSecret, not the Secret, so it is never copied from spec.metadata onto a Secret.
 const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
 
-// maxSecretSize is the API server's bound on the total size of a Secret's data.
-const maxSecretSize = 1 << 20
-
 // ManagedSecretsOnly restricts a Secret informer to the Secrets the controller writes, so that
 // the controller neither caches nor wakes up for the cluster's other Secrets. Pass it to
 // informers.WithTweakListOptions when building the factory for Options.SecretInformer.
@@ -93,7 +91,7 @@ func pinnedRefs(awsSecret *v1alpha1.AWSSecret) refs {
 			}
 		}
 		slices.SortFunc(r.data, compareRefs)
-		r.dataDigest = versionsDigest(r.data)
+		r.dataDigest = render.VersionsDigest(r.data)
 	}
 	return r
 }
@@ -133,7 +131,7 @@ func (r refs) dataList(candidates ...[]v1alpha1.SecretsManagerSecretRef) []v1alp
 		return r.data
 	}
 	for _, c := range candidates {
-		if len(c) > 0 && versionsDigest(c) == r.dataDigest {
+		if len(c) > 0 && render.VersionsDigest(c) == r.dataDigest {
 			return c
 		}
 	}
@@ -191,7 +189,7 @@ func observe(secret *corev1.Secret) observed {
 	if secret == nil {
 		return observed{}
 	}
-	o := observed{hash: dataHash(secret.Data)}
+	o := observed{hash: render.DataHash(secret.Data)}
 	o.intact = secret.Annotations[AnnotationDataHash] == o.hash
 	if !o.intact {
 		return o
@@ -225,7 +223,7 @@ type wanted struct {
 
 // want computes what the controller owns on an AWSSecret's Secret.
 func want(awsSecret *v1alpha1.AWSSecret) wanted {
-	w := wanted{refs: pinnedRefs(awsSecret), mapping: mappingDigest(&awsSecret.Spec), labels: map[string]string{}, annotations: map[string]string{}, secretType: awsSecret.Spec.Type}
+	w := wanted{refs: pinnedRefs(awsSecret), mapping: render.MappingDigest(&awsSecret.Spec), labels: map[string]string{}, annotations: map[string]string{}, secretType: awsSecret.Spec.Type}
 	if w.secretType == "" {
 		w.secretType = corev1.SecretTypeOpaque
 	}
@@ -383,8 +381,8 @@ func validateSecret(secretType corev1.SecretType, data map[string][]byte) error 
 	for _, v := range data {
 		size += len(v)
 	}
-	if size > maxSecretSize {
-		return permanentError(v1alpha1.ReasonInvalidSecret, "the Secret's data would be %d bytes; the API server allows at most %d", size, maxSecretSize)
+	if size > render.MaxSecretSize {
+		return permanentError(v1alpha1.ReasonInvalidSecret, "the Secret's data would be %d bytes; the API server allows at most %d", size, render.MaxSecretSize)
 	}
 	missing := func(keys ...string) error {
 		return permanentError(v1alpha1.ReasonInvalidSecret, "a Secret of type %s needs the data key %s, which the AWSSecret's data do not have", secretType, strings.Join(keys, " and "))

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
+	"github.com/mumoshu/aws-secret-controller/pkg/render"
 )
 
 // TestValidateSecret mirrors the API server's rules per Secret type, so a Secret is never
@@ -70,7 +71,7 @@ func TestOwnership(t *testing.T) {
 		return a
 	}
 	data := map[string][]byte{"foo": []byte("bar")}
-	written := func(a *v1alpha1.AWSSecret) *corev1.Secret { return newSecret(a, want(a), data, dataHash(data)) }
+	written := func(a *v1alpha1.AWSSecret) *corev1.Secret { return newSecret(a, want(a), data, render.DataHash(data)) }
 
 	tests := map[string]struct {
 		// before is the AWSSecret the Secret was written for; now is the one it must match.
@@ -133,7 +134,7 @@ func TestOwnership(t *testing.T) {
 				tc.edit(s)
 			}
 			w := want(tc.now)
-			annotations := w.withHash(dataHash(data))
+			annotations := w.withHash(render.DataHash(data))
 			if got := metadataUpToDate(s, w.labels, annotations); got != tc.wantUpToDate {
 				t.Errorf("metadataUpToDate() = %v, want %v", got, tc.wantUpToDate)
 			}

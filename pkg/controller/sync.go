@@ -15,6 +15,7 @@ import (
 
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
 	"github.com/mumoshu/aws-secret-controller/pkg/awssm"
+	"github.com/mumoshu/aws-secret-controller/pkg/render"
 	"github.com/mumoshu/aws-secret-controller/pkg/tenancy"
 )
 
@@ -40,6 +41,7 @@ func (c *Controller) syncHandler(ctx context.Context, key cache.ObjectName) erro
 		// Deleted: garbage collection removes the Secret through its ownerReference.
 		logger.V(4).Info("AWSSecret no longer exists")
 		c.statusWrites.forget(key)
+		c.renderFailures.forget(key)
 		return nil
 	}
 	if err != nil {
@@ -129,14 +131,21 @@ func (c *Controller) syncSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecr
 		// The data entries and the template are checked before anything is read: a bad one
 		// costs no AWS call. A Secret that holds its mapping's rendering skips this (resyncs
 		// parse no template).
-		m, err := newMapping(&awsSecret.Spec)
+		// A spec that failed to render fails the same way until it changes: it is neither
+		// rendered nor read again.
+		if err := c.renderFailures.get(awsSecret); err != nil {
+			return outcome{held: have.held, err: err}
+		}
+		m, err := render.New(&awsSecret.Spec, c.renderLimits)
+		if err == nil {
+			data, err = c.fetchData(ctx, id, m)
+		}
 		if err != nil {
+			c.renderFailures.put(awsSecret, err)
 			return outcome{held: have.held, err: err}
 		}
-		if data, err = c.fetchData(ctx, id, m); err != nil {
-			return outcome{held: have.held, err: err}
-		}
-		hash = dataHash(data)
+		c.renderFailures.forget(cache.MetaObjectToName(awsSecret))
+		hash = render.DataHash(data)
 	}
 	if existing != nil && existing.Type == w.secretType && hash == have.hash && metadataUpToDate(existing, w.labels, w.withHash(hash)) {
 		return outcome{result: ResultUnchanged, held: w.refs}
@@ -284,11 +293,12 @@ func (c *Controller) decide(namespace string, pinned refs) (d tenancy.Decision, 
 	return c.policy.Decide(namespace, annotations, pinned.secretIDs()), true
 }
 
-// fetchData reads the pinned versions as id and maps them to Secret data. Each version is read
-// once per sync, however many sources pin it.
-func (c *Controller) fetchData(ctx context.Context, id awssm.Identity, m *mapping) (map[string][]byte, error) {
+// fetchData reads the pinned versions as id and renders them into Secret data within the
+// mapping's budget and ctx's deadline. Each version is read once per sync, however many sources
+// pin it.
+func (c *Controller) fetchData(ctx context.Context, id awssm.Identity, m *render.Mapping) (map[string][]byte, error) {
 	read := map[v1alpha1.SecretsManagerSecretRef][]byte{}
-	return m.data(func(ref v1alpha1.SecretsManagerSecretRef) ([]byte, error) {
+	return m.Data(ctx, func(ref v1alpha1.SecretsManagerSecretRef) ([]byte, error) {
 		if content, ok := read[ref]; ok {
 			return content, nil
 		}

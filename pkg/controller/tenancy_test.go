@@ -13,6 +13,7 @@ import (
 
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
 	"github.com/mumoshu/aws-secret-controller/pkg/awssm"
+	"github.com/mumoshu/aws-secret-controller/pkg/fairqueue"
 	"github.com/mumoshu/aws-secret-controller/pkg/tenancy"
 )
 
@@ -229,7 +230,7 @@ func TestPolicyEditsActAtOnce(t *testing.T) {
 	other.Namespace = "other"
 	f.seedAWSSecret(other)
 	c := f.newController(f.context())
-	c.handleNamespace(namespaceWith("default", nil))
+	c.handleNamespace(namespaceWith("default", nil), fairqueue.High)
 	if c.queue.Len() != 2 {
 		t.Errorf("queued %d AWSSecrets, want the namespace's 2", c.queue.Len())
 	}

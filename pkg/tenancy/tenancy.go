@@ -5,6 +5,7 @@
 package tenancy
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -12,9 +13,12 @@ import (
 // Annotations a cluster admin puts on a Namespace. Tenants normally cannot edit Namespaces.
 const (
 	// AnnotationAllowedSecretIDs holds comma-separated patterns of the secret ids the namespace's
-	// AWSSecrets may read, e.g. "team-a/*, shared/db-readonly".
+	// AWSSecrets may read, e.g. "team-a/*, shared/db-readonly". Present but holding no pattern
+	// ("", " ", ","), it denies every read, in both modes (see Policy.Decide).
 	AnnotationAllowedSecretIDs = "aws-secret-controller.mumoshu.github.io/allowed-secret-ids"
 	// AnnotationRoleARN names an IAM role the controller assumes to read the namespace's secrets.
+	// Present but blank, it denies every read rather than reading as the controller's own
+	// identity (see Policy.Decide).
 	AnnotationRoleARN = "aws-secret-controller.mumoshu.github.io/role-arn"
 )
 
@@ -45,6 +49,8 @@ func ParseMode(s string) (Mode, error) {
 type Patterns []string
 
 // ParsePatterns splits a comma-separated list, ignoring whitespace around items and empty items.
+// A list that holds no pattern ("", " ", ",") gives nil, which allows nothing as a namespace's
+// list but means "no bound" as Policy.Global: use ParsePatternList where that difference matters.
 func ParsePatterns(s string) Patterns {
 	var p Patterns
 	for _, item := range strings.Split(s, ",") {
@@ -53,6 +59,21 @@ func ParsePatterns(s string) Patterns {
 		}
 	}
 	return p
+}
+
+// ErrNoPattern is returned by ParsePatternList for a list that holds no pattern.
+var ErrNoPattern = errors.New("holds no secret id pattern")
+
+// ParsePatternList is ParsePatterns for a list that must hold at least one pattern: one that
+// holds none ("", " ", ",", " , ") is an error wrapping ErrNoPattern, never an empty list that a
+// caller could take for "no bound". Callers for whom "" means something (the
+// --allowed-secret-ids flag: no bound) check for it first.
+func ParsePatternList(s string) (Patterns, error) {
+	p := ParsePatterns(s)
+	if len(p) == 0 {
+		return nil, fmt.Errorf("%q %w", s, ErrNoPattern)
+	}
+	return p, nil
 }
 
 // Allows says whether any pattern matches secretID.
@@ -94,7 +115,8 @@ type Policy struct {
 	// Mode says what namespaces without the allow-list annotation may read.
 	Mode Mode
 	// Global, when set, bounds every namespace in both modes (--allowed-secret-ids). Nil means
-	// no bound.
+	// no bound; non-nil and empty allows nothing. Build it with ParsePatternList, so that a list
+	// that holds no pattern is refused rather than read as no bound.
 	Global Patterns
 }
 
@@ -111,12 +133,32 @@ type Decision struct {
 
 // Decide says whether a namespace, with the given annotations, may read every one of
 // secretIDs, and as which role.
+//
+// An annotation that is present but says nothing is an admin's mistake, and it is denied rather
+// than read in the broadest way, in both modes:
+//   - AnnotationAllowedSecretIDs present but holding no pattern ("", " ", ","): in allow-list
+//     mode it could allow nothing anyway; in open mode, where the annotation's patterns are not
+//     enforced, an admin who wrote it still meant to restrict the namespace, and it is not read
+//     as "anything". Either way the denial says the annotation holds no pattern.
+//   - AnnotationRoleARN present but blank (after trimming whitespace): it is not read as the
+//     controller's own, broader identity; the denial says to remove it or set a role ARN.
+//
+// Both are checked before --allowed-secret-ids, so the message names the annotation to fix.
+// These denials, like the others, are per secret id: an AWSSecret that pins no secret is allowed
+// (nothing is read).
 func (p Policy) Decide(namespace string, annotations map[string]string, secretIDs []string) Decision {
-	d := Decision{RoleARN: strings.TrimSpace(annotations[AnnotationRoleARN])}
+	roleARN, hasRole := annotations[AnnotationRoleARN]
+	d := Decision{RoleARN: strings.TrimSpace(roleARN)}
 	allowList, annotated := annotations[AnnotationAllowedSecretIDs]
 	namespacePatterns := ParsePatterns(allowList)
 	for _, id := range secretIDs {
 		switch {
+		case annotated && len(namespacePatterns) == 0:
+			d.Denied = id
+			d.Why = fmt.Sprintf("namespace %s may not read secretId %q: its %s annotation is present but holds no pattern (%q); a cluster admin must write the secret id patterns it may read, e.g. \"team-a/*\", or remove the annotation", namespace, id, AnnotationAllowedSecretIDs, allowList)
+		case hasRole && d.RoleARN == "":
+			d.Denied = id
+			d.Why = fmt.Sprintf("namespace %s may not read secretId %q: its %s annotation is present but empty; remove it to read as the controller's identity, or set a role ARN", namespace, id, AnnotationRoleARN)
 		case p.Global != nil && !p.Global.Allows(id):
 			d.Denied = id
 			d.Why = fmt.Sprintf("secretId %q is outside the controller's --allowed-secret-ids; a cluster admin must widen it to read this secret from namespace %s", id, namespace)

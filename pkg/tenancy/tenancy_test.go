@@ -1,6 +1,8 @@
 package tenancy
 
 import (
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -45,8 +47,47 @@ func TestPatterns(t *testing.T) {
 	}
 }
 
+// TestParsePatternList: a list that holds no pattern is an error, never an empty list that
+// could be read as "no bound"; anything with one pattern parses as ParsePatterns does.
+func TestParsePatternList(t *testing.T) {
+	tests := map[string]struct {
+		list string
+		want Patterns // nil: an error
+	}{
+		"empty":                   {list: ""},
+		"blank":                   {list: " "},
+		"tab and newline":         {list: "\t\n"},
+		"one comma":               {list: ","},
+		"comma between blanks":    {list: " , "},
+		"only commas":             {list: ",,,"},
+		"trailing comma":          {list: "a,", want: Patterns{"a"}},
+		"leading comma":           {list: ", a", want: Patterns{"a"}},
+		"two items":               {list: "team-a/*, shared/db", want: Patterns{"team-a/*", "shared/db"}},
+		"star alone is a pattern": {list: " * ", want: Patterns{"*"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := ParsePatternList(tc.list)
+			if tc.want == nil {
+				if !errors.Is(err, ErrNoPattern) || got != nil {
+					t.Fatalf("ParsePatternList(%q) = %q, %v; want ErrNoPattern", tc.list, got, err)
+				}
+				if !strings.Contains(err.Error(), "holds no secret id pattern") {
+					t.Errorf("error %q does not say the list holds no pattern", err)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Errorf("ParsePatternList(%q) = %q, %v; want %q", tc.list, got, err, tc.want)
+			}
+		})
+	}
+}
+
 func TestDecide(t *testing.T) {
 	allowA := map[string]string{AnnotationAllowedSecretIDs: "team-a/*"}
+	blankAllowList := []string{"namespace ns", AnnotationAllowedSecretIDs, "holds no pattern", "remove the annotation"}
+	blankRole := []string{"namespace ns", AnnotationRoleARN, "present but empty; remove it to read as the controller's identity, or set a role ARN"}
 	tests := map[string]struct {
 		policy      Policy
 		annotations map[string]string
@@ -68,7 +109,55 @@ func TestDecide(t *testing.T) {
 		},
 		"allow-list: empty annotation allows nothing": {
 			policy: Policy{Mode: ModeAllowList}, annotations: map[string]string{AnnotationAllowedSecretIDs: ""}, secretIDs: []string{"team-a/db"},
-			wantDenied: "team-a/db",
+			wantDenied: "team-a/db", wantWhy: blankAllowList,
+		},
+		"allow-list: blank annotation": {
+			policy: Policy{Mode: ModeAllowList}, annotations: map[string]string{AnnotationAllowedSecretIDs: " "}, secretIDs: []string{"team-a/db"},
+			wantDenied: "team-a/db", wantWhy: blankAllowList,
+		},
+		"allow-list: comma-only annotation": {
+			policy: Policy{Mode: ModeAllowList}, annotations: map[string]string{AnnotationAllowedSecretIDs: ","}, secretIDs: []string{"team-a/db"},
+			wantDenied: "team-a/db", wantWhy: blankAllowList,
+		},
+		"open: empty annotation is a mistake, not anything": {
+			policy: Policy{Mode: ModeOpen}, annotations: map[string]string{AnnotationAllowedSecretIDs: ""}, secretIDs: []string{"team-a/db"},
+			wantDenied: "team-a/db", wantWhy: blankAllowList,
+		},
+		"open: blank annotation": {
+			policy: Policy{Mode: ModeOpen}, annotations: map[string]string{AnnotationAllowedSecretIDs: " "}, secretIDs: []string{"team-a/db"},
+			wantDenied: "team-a/db", wantWhy: blankAllowList,
+		},
+		"open: comma-only annotation": {
+			policy: Policy{Mode: ModeOpen}, annotations: map[string]string{AnnotationAllowedSecretIDs: " , "}, secretIDs: []string{"team-a/db"},
+			wantDenied: "team-a/db", wantWhy: blankAllowList,
+		},
+		"open: trailing comma still holds a pattern": {
+			policy: Policy{Mode: ModeOpen}, annotations: map[string]string{AnnotationAllowedSecretIDs: "team-a/*,"}, secretIDs: []string{"team-b/db"},
+			wantAllowed: true,
+		},
+		"allow-list: trailing comma still holds a pattern": {
+			policy: Policy{Mode: ModeAllowList}, annotations: map[string]string{AnnotationAllowedSecretIDs: "team-a/*,"}, secretIDs: []string{"team-a/db"},
+			wantAllowed: true,
+		},
+		"open: blank annotation in a global bound": {
+			policy: Policy{Mode: ModeOpen, Global: Patterns{"team-a/*"}}, annotations: map[string]string{AnnotationAllowedSecretIDs: ""}, secretIDs: []string{"team-a/db"},
+			wantDenied: "team-a/db", wantWhy: blankAllowList,
+		},
+		"open: empty role-arn": {
+			policy: Policy{Mode: ModeOpen}, annotations: map[string]string{AnnotationRoleARN: ""}, secretIDs: []string{"x/y"},
+			wantDenied: "x/y", wantWhy: blankRole,
+		},
+		"open: blank role-arn": {
+			policy: Policy{Mode: ModeOpen}, annotations: map[string]string{AnnotationRoleARN: " \t"}, secretIDs: []string{"x/y"},
+			wantDenied: "x/y", wantWhy: blankRole,
+		},
+		"allow-list: blank role-arn on an allowed read": {
+			policy: Policy{Mode: ModeAllowList}, annotations: map[string]string{AnnotationAllowedSecretIDs: "team-a/*", AnnotationRoleARN: "  "}, secretIDs: []string{"team-a/db"},
+			wantDenied: "team-a/db", wantWhy: blankRole,
+		},
+		"nothing pinned, nothing read": {
+			policy: Policy{Mode: ModeOpen}, annotations: map[string]string{AnnotationAllowedSecretIDs: "", AnnotationRoleARN: ""},
+			wantAllowed: true,
 		},
 		"allow-list within the global bound": {
 			policy: Policy{Mode: ModeAllowList, Global: Patterns{"team-a/prod/*"}}, annotations: allowA, secretIDs: []string{"team-a/dev/db"},
@@ -92,9 +181,30 @@ func TestDecide(t *testing.T) {
 }
 
 func TestDecideRole(t *testing.T) {
-	d := Policy{Mode: ModeOpen}.Decide("ns", map[string]string{AnnotationRoleARN: " arn:aws:iam::123456789012:role/team-a "}, []string{"x"})
-	if d.RoleARN != "arn:aws:iam::123456789012:role/team-a" {
-		t.Errorf("RoleARN = %q", d.RoleARN)
+	const arn = "arn:aws:iam::123456789012:role/team-a"
+	tests := map[string]struct {
+		annotations map[string]string
+		wantAllowed bool
+		wantRole    string
+	}{
+		"no annotation: the controller's identity": {annotations: map[string]string{}, wantAllowed: true},
+		"a role, trimmed":                          {annotations: map[string]string{AnnotationRoleARN: " " + arn + " "}, wantAllowed: true, wantRole: arn},
+		"empty: denied, not the controller's":      {annotations: map[string]string{AnnotationRoleARN: ""}},
+		"blank: denied, not the controller's":      {annotations: map[string]string{AnnotationRoleARN: " \n"}},
+	}
+	for name, tc := range tests {
+		for _, mode := range []Mode{ModeOpen, ModeAllowList} {
+			t.Run(name+"/"+string(mode), func(t *testing.T) {
+				annotations := map[string]string{AnnotationAllowedSecretIDs: "*"}
+				for k, v := range tc.annotations {
+					annotations[k] = v
+				}
+				d := Policy{Mode: mode}.Decide("ns", annotations, []string{"x"})
+				if d.Allowed != tc.wantAllowed || d.RoleARN != tc.wantRole {
+					t.Errorf("Decide() = %+v, want allowed %v, role %q", d, tc.wantAllowed, tc.wantRole)
+				}
+			})
+		}
 	}
 }
 

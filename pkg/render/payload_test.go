@@ -1,4 +1,4 @@
-package controller
+package render
 
 import (
 	"strings"
@@ -47,7 +47,7 @@ func TestStringData(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			got, err := stringData([]byte(tc.content))
+			got, err := stringData([]byte(tc.content), testBudget())
 			checkPayload(t, got, err, tc.want, tc.wantReason)
 		})
 	}
@@ -76,7 +76,7 @@ func TestBinaryData(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			got, err := binaryData([]byte(tc.content))
+			got, err := binaryData([]byte(tc.content), testBudget())
 			checkPayload(t, got, err, tc.want, tc.wantReason)
 		})
 	}
@@ -111,7 +111,7 @@ func TestInvalidKeyMessageIsBounded(t *testing.T) {
 		"duplicate key": `{"` + long + `":"v","` + long + `":"w"}`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := stringData([]byte(content))
+			_, err := stringData([]byte(content), testBudget())
 			if err == nil {
 				t.Fatal("want an error")
 			}
@@ -137,8 +137,8 @@ func TestPayloadErrorsHoldNoContent(t *testing.T) {
 		`{"k":` + secret + `}`,
 		`{"k":"` + secret + `"} trailing`,
 	} {
-		for name, decode := range map[string]func([]byte) (map[string][]byte, error){"stringData": stringData, "binaryData": binaryData} {
-			_, err := decode([]byte(content))
+		for name, decode := range map[string]func([]byte, *budget) (map[string][]byte, error){"stringData": stringData, "binaryData": binaryData} {
+			_, err := decode([]byte(content), testBudget())
 			if err == nil {
 				t.Fatalf("%s(%q): want an error", name, content)
 			}
@@ -150,14 +150,14 @@ func TestPayloadErrorsHoldNoContent(t *testing.T) {
 }
 
 func TestDataHash(t *testing.T) {
-	a := dataHash(map[string][]byte{"ab": []byte("c")})
-	if b := dataHash(map[string][]byte{"a": []byte("bc")}); a == b {
+	a := DataHash(map[string][]byte{"ab": []byte("c")})
+	if b := DataHash(map[string][]byte{"a": []byte("bc")}); a == b {
 		t.Error("different data share a hash")
 	}
-	if b := dataHash(map[string][]byte{"ab": []byte("c")}); a != b {
+	if b := DataHash(map[string][]byte{"ab": []byte("c")}); a != b {
 		t.Error("equal data hash differently")
 	}
-	if dataHash(nil) != dataHash(map[string][]byte{}) {
+	if DataHash(nil) != DataHash(map[string][]byte{}) {
 		t.Error("nil and empty data hash differently")
 	}
 }
@@ -172,8 +172,8 @@ func FuzzPayload(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, content []byte) {
-		for _, decode := range []func([]byte) (map[string][]byte, error){stringData, binaryData} {
-			data, err := decode(content)
+		for _, decode := range []func([]byte, *budget) (map[string][]byte, error){stringData, binaryData} {
+			data, err := decode(content, testBudget())
 			if err != nil {
 				f := classify(err)
 				reason, transient := f.reason, f.transient
@@ -187,7 +187,7 @@ func FuzzPayload(f *testing.F) {
 					t.Fatalf("returned an invalid key %q: %v", key, msgs)
 				}
 			}
-			_ = dataHash(data)
+			_ = DataHash(data)
 		}
 	})
 }

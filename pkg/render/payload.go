@@ -1,16 +1,12 @@
-package controller
+package render
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -24,17 +20,21 @@ import (
 // stringData maps a stringDataFrom version: a JSON object whose members become data keys. A string
 // is copied as it is; a number or boolean as its JSON text (123, true); an object or array as
 // compact JSON; null as an empty value.
-func stringData(content []byte) (map[string][]byte, error) {
+func stringData(content []byte, b *budget) (map[string][]byte, error) {
 	members, err := jsonObject(content, "stringDataFrom")
 	if err != nil {
 		return nil, err
 	}
 	data := make(map[string][]byte, len(members))
 	for key, raw := range members {
+		if err := b.reserve(int64(len(raw))); err != nil {
+			return nil, budgetFailure(err.(*kindError), "stringDataFrom", b.limits)
+		}
 		value, err := memberValue(raw)
 		if err != nil {
-			return nil, permanentError(v1alpha1.ReasonInvalidSecretFormat, "stringDataFrom: the value of key %s is not valid JSON", describeKey(key))
+			return nil, newError(v1alpha1.ReasonInvalidSecretFormat, "stringDataFrom: the value of key %s is not valid JSON", describeKey(key))
 		}
+		b.settle(int64(len(raw)), len(value))
 		data[key] = value
 	}
 	return data, nil
@@ -43,7 +43,7 @@ func stringData(content []byte) (map[string][]byte, error) {
 // binaryData maps a dataFrom version: a JSON object whose values are base64 strings, each decoded
 // into one data key. Standard and URL-safe alphabets are accepted, padded or not (AWS tools and
 // people write both); null is an empty value.
-func binaryData(content []byte) (map[string][]byte, error) {
+func binaryData(content []byte, b *budget) (map[string][]byte, error) {
 	members, err := jsonObject(content, "dataFrom")
 	if err != nil {
 		return nil, err
@@ -54,14 +54,18 @@ func binaryData(content []byte) (map[string][]byte, error) {
 			data[key] = []byte{}
 			continue
 		}
+		if err := b.reserve(int64(len(raw))); err != nil {
+			return nil, budgetFailure(err.(*kindError), "dataFrom", b.limits)
+		}
 		var encoded string
 		if json.Unmarshal(raw, &encoded) != nil {
-			return nil, permanentError(v1alpha1.ReasonInvalidSecretFormat, "dataFrom: the value of key %s is not a base64 string", describeKey(key))
+			return nil, newError(v1alpha1.ReasonInvalidSecretFormat, "dataFrom: the value of key %s is not a base64 string", describeKey(key))
 		}
 		value, ok := decodeBase64(encoded)
 		if !ok {
-			return nil, permanentError(v1alpha1.ReasonInvalidSecretFormat, "dataFrom: the value of key %s is not valid base64", describeKey(key))
+			return nil, newError(v1alpha1.ReasonInvalidSecretFormat, "dataFrom: the value of key %s is not valid base64", describeKey(key))
 		}
+		b.settle(int64(len(raw)), len(value))
 		data[key] = value
 	}
 	return data, nil
@@ -89,7 +93,7 @@ func jsonObject(content []byte, field string) (map[string]json.RawMessage, error
 	}
 	for _, key := range sortedKeys(members) {
 		if msgs := validation.IsConfigMapKey(key); len(msgs) > 0 {
-			return nil, permanentError(v1alpha1.ReasonInvalidKey, "%s: key %s is not a valid Secret key: %s", field, describeKey(key), msgs[0])
+			return nil, newError(v1alpha1.ReasonInvalidKey, "%s: key %s is not a valid Secret key: %s", field, describeKey(key), msgs[0])
 		}
 	}
 	return members, nil
@@ -101,9 +105,9 @@ func jsonObject(content []byte, field string) (map[string]json.RawMessage, error
 func jsonMembers(content []byte, field string) (map[string]json.RawMessage, error) {
 	content = bytes.TrimSpace(content)
 	if len(content) == 0 || content[0] != '{' {
-		return nil, permanentError(v1alpha1.ReasonInvalidSecretFormat, "%s: the secret is not a JSON object", field)
+		return nil, newError(v1alpha1.ReasonInvalidSecretFormat, "%s: the secret is not a JSON object", field)
 	}
-	invalid := permanentError(v1alpha1.ReasonInvalidSecretFormat, "%s: the secret is not a valid JSON object", field)
+	invalid := newError(v1alpha1.ReasonInvalidSecretFormat, "%s: the secret is not a valid JSON object", field)
 	dec := json.NewDecoder(bytes.NewReader(content))
 	if _, err := dec.Token(); err != nil { // the opening brace
 		return nil, invalid
@@ -123,7 +127,7 @@ func jsonMembers(content []byte, field string) (map[string]json.RawMessage, erro
 			return nil, invalid
 		}
 		if _, dup := members[key]; dup {
-			return nil, permanentError(v1alpha1.ReasonInvalidSecretFormat, "%s: key %s appears more than once", field, describeKey(key))
+			return nil, newError(v1alpha1.ReasonInvalidSecretFormat, "%s: key %s appears more than once", field, describeKey(key))
 		}
 		members[key] = raw
 	}
@@ -157,45 +161,102 @@ func propertyPath(property string) []string {
 	return append(path, cur.String())
 }
 
-// propertyValue maps one member of a JSON object, reached through property, as stringDataFrom
-// maps members. field names the data entry in messages, which name the property, never content.
-func propertyValue(content []byte, property, field string) ([]byte, error) {
-	path := propertyPath(property)
-	raw := json.RawMessage(content)
-	for i, name := range path {
-		within := field
-		if i > 0 {
-			within = fmt.Sprintf("%s: property %s: member %d of its path", field, describeKey(property), i)
+// propertyRaw returns the raw JSON of the member of content that path reaches, in one pass over
+// content whatever the path's depth: each object on the path is read once, its other members
+// skipped token by token, so the cost is linear in the content. field names the data entry in
+// messages, which name the property and the depth, never content.
+func propertyRaw(content []byte, path []string, field, property string) (json.RawMessage, error) {
+	content = bytes.TrimSpace(content)
+	dec := json.NewDecoder(bytes.NewReader(content))
+	invalid := func(depth int) error {
+		if depth == 0 {
+			return newError(v1alpha1.ReasonInvalidSecretFormat, "%s: the secret is not a valid JSON object", field)
 		}
-		members, err := jsonMembers(raw, within)
-		if err != nil {
-			return nil, err
+		return newError(v1alpha1.ReasonInvalidSecretFormat, "%s: property %s: member %d of its path is not a valid JSON object", field, describeKey(property), depth)
+	}
+	// object reads the object at depth (the content is depth 0) and returns the raw member
+	// path[depth] reaches.
+	var object func(depth int) (json.RawMessage, error)
+	object = func(depth int) (json.RawMessage, error) {
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+			if depth == 0 {
+				return nil, newError(v1alpha1.ReasonInvalidSecretFormat, "%s: the secret is not a JSON object", field)
+			}
+			return nil, invalid(depth)
 		}
-		member, ok := members[name]
+		var found json.RawMessage
+		ok := false
+		seen := map[string]bool{}
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				return nil, invalid(depth)
+			}
+			name, isName := tok.(string)
+			if !isName {
+				return nil, invalid(depth)
+			}
+			if seen[name] {
+				within := field
+				if depth > 0 {
+					within = fmt.Sprintf("%s: property %s: member %d of its path", field, describeKey(property), depth)
+				}
+				return nil, newError(v1alpha1.ReasonInvalidSecretFormat, "%s: key %s appears more than once", within, describeKey(name))
+			}
+			seen[name] = true
+			switch {
+			case name != path[depth]:
+				if err := skipValue(dec); err != nil {
+					return nil, invalid(depth)
+				}
+			case depth == len(path)-1:
+				if err := dec.Decode(&found); err != nil {
+					return nil, invalid(depth)
+				}
+				ok = true
+			default:
+				if found, err = object(depth + 1); err != nil {
+					return nil, err
+				}
+				ok = true
+			}
+		}
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+			return nil, invalid(depth)
+		}
 		if !ok {
-			return nil, permanentError(v1alpha1.ReasonPropertyNotFound, "%s: the secret has no property %s (no member %s at depth %d)", field, describeKey(property), describeKey(name), i+1)
+			return nil, newError(v1alpha1.ReasonPropertyNotFound, "%s: the secret has no property %s (no member %s at depth %d)", field, describeKey(property), describeKey(path[depth]), depth+1)
 		}
-		raw = member
+		return found, nil
 	}
-	value, err := memberValue(raw)
+	raw, err := object(0)
 	if err != nil {
-		return nil, permanentError(v1alpha1.ReasonInvalidSecretFormat, "%s: the value of property %s is not valid JSON", field, describeKey(property))
+		return nil, err
 	}
-	return value, nil
+	if _, err := dec.Token(); err != io.EOF { // nothing may follow the object
+		return nil, invalid(0)
+	}
+	return raw, nil
 }
 
-// describeKeyRunes is how much of a key messages show.
-const describeKeyRunes = 10
-
-// describeKey names a key in a message without quoting all of it: a key can be long (a condition
-// message has a size limit) and can itself be sensitive. The start and the length are enough to
-// find it.
-func describeKey(key string) string {
-	r := []rune(key)
-	if len(r) <= describeKeyRunes {
-		return strconv.Quote(key)
+// skipValue reads one JSON value from dec, whatever its nesting, without keeping it.
+func skipValue(dec *json.Decoder) error {
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			return nil
+		}
 	}
-	return fmt.Sprintf("%q… (%d characters)", string(r[:describeKeyRunes]), len(r))
 }
 
 func memberValue(raw json.RawMessage) ([]byte, error) {
@@ -222,20 +283,6 @@ func memberValue(raw json.RawMessage) ([]byte, error) {
 		// Numbers and booleans keep their JSON text, so 1.50 stays 1.50.
 		return append([]byte(nil), raw...), nil
 	}
-}
-
-// dataHash is a digest of Secret data, kept in an annotation so that a hand edit of the data is
-// seen without a call to AWS. Keys and values are length-prefixed so no two maps share a digest.
-func dataHash(data map[string][]byte) string {
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	for _, key := range sortedKeys(data) {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(key)))])
-		h.Write([]byte(key))
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(data[key])))])
-		h.Write(data[key])
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
 func sortedKeys[V any](m map[string]V) []string {
