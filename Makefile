@@ -104,8 +104,8 @@ e2e: tools build
 	AWS_SECRET_CONTROLLER_BIN_DIR=$(BIN) $(GO) test -race -count=1 -v $(TESTFLAGS) ./test/e2e/...
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzPayload -fuzztime $(FUZZTIME) ./pkg/controller
-	$(GO) test -run '^$$' -fuzz FuzzMapping -fuzztime $(FUZZTIME) ./pkg/controller
+	$(GO) test -run '^$$' -fuzz FuzzPayload -fuzztime $(FUZZTIME) ./pkg/render
+	$(GO) test -run '^$$' -fuzz FuzzMapping -fuzztime $(FUZZTIME) ./pkg/render
 	$(GO) test -run '^$$' -fuzz FuzzRewrite -fuzztime $(FUZZTIME) ./pkg/bump
 
 # The real components the e2e tests, the demo and the benchmark run.
