@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,7 +213,11 @@ func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
 // TestCacheSharesCallsInFlight holds the first call open while more Gets arrive: they share it.
 func TestCacheSharesCallsInFlight(t *testing.T) {
 	api := &countingAPI{release: make(chan struct{}), entered: make(chan struct{}, 10)}
-	c := NewCache(api, CacheOptions{})
+	// Nothing is cached, so a caller can only be served without a call of its own by sharing
+	// the call in flight; and the call is held until every caller is in flight.
+	c := NewCache(api, CacheOptions{MaxBytes: -1})
+	var joined atomic.Int32
+	c.joined = func() { joined.Add(1) }
 	const n = 10
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -225,6 +230,13 @@ func TestCacheSharesCallsInFlight(t *testing.T) {
 		}()
 	}
 	<-api.entered
+	deadline := time.Now().Add(10 * time.Second)
+	for joined.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d callers in flight after 10s", joined.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	close(api.release)
 	wg.Wait()
 	close(errs)

@@ -53,6 +53,10 @@ type Cache struct {
 	// read of both during a burst of misses can never show more hits than reads.
 	hits  atomic.Uint64
 	calls atomic.Uint64
+
+	// joined, if set, is called when a Get has started or joined its flight: tests wait for
+	// every caller to be in flight before they let the call return.
+	joined func()
 }
 
 type versionKey struct {
@@ -137,6 +141,9 @@ func (c *Cache) Get(ctx context.Context, id Identity, secretID, versionID string
 		c.add(key, v)
 		return v, nil
 	})
+	if c.joined != nil {
+		c.joined()
+	}
 	select {
 	case res := <-flight:
 		// The flight's function happened before its result was sent: reading called is safe.

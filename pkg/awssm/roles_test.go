@@ -104,6 +104,29 @@ func TestRolesAssumeWithNamespaceSession(t *testing.T) {
 	}
 }
 
+// TestRolesKeepOneClientPerIdentity: the client (and so its cached credentials) of an identity
+// is made once; another namespace or role gets its own.
+func TestRolesKeepOneClientPerIdentity(t *testing.T) {
+	r := NewRoles(aws.Config{Region: "us-east-1"}, Config{}, true)
+	a := Identity{RoleARN: "arn:aws:iam::111111111111:role/r", Namespace: "team-a"}
+	b := Identity{RoleARN: a.RoleARN, Namespace: "team-b"}
+	first, err := r.For(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := r.For(a)
+	other, _ := r.For(b)
+	if first != again {
+		t.Error("a second For of the same identity made a new client: its credentials would be assumed again")
+	}
+	if first == other {
+		t.Error("two namespaces share a client")
+	}
+	if _, err := r.For(Identity{}); err == nil {
+		t.Error("For of the controller's own identity should fail: it is not a role")
+	}
+}
+
 // sessionNameSTS is what STS accepts as a RoleSessionName.
 var sessionNameSTS = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
 

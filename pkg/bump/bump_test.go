@@ -283,3 +283,39 @@ func FuzzRewrite(f *testing.F) {
 		}
 	})
 }
+
+// TestResolveHonoursTheStage resolves one secret whose versions hold different stages: each
+// stage asked for, AWS's own or a custom label, gives the version that holds it, and a stage no
+// version holds (or that two versions hold) is an error naming it.
+func TestResolveHonoursTheStage(t *testing.T) {
+	const pending, labelled = "dddddddd-1111-4111-8111-111111111111", "eeeeeeee-1111-4111-8111-111111111111"
+	sm := &fakeSM{secrets: map[string]map[string][]string{
+		"prod/db":  {db1: {"AWSPREVIOUS"}, db2: {"AWSCURRENT"}, pending: {"AWSPENDING"}, labelled: {"blue", "release-2024"}},
+		"prod/two": {db1: {"blue"}, db2: {"AWSCURRENT", "blue"}},
+	}}
+	for _, tc := range []struct {
+		id, stage, want, wantErr string
+	}{
+		{"prod/db", "AWSCURRENT", db2, ""},
+		{"prod/db", "AWSPENDING", pending, ""},
+		{"prod/db", "AWSPREVIOUS", db1, ""},
+		{"prod/db", "blue", labelled, ""},
+		{"prod/db", "release-2024", labelled, ""},
+		{"prod/db", "green", "", "no version of secret prod/db has the stage green"},
+		{"prod/db", "awspending", "", "no version of secret prod/db has the stage awspending"},
+		{"prod/two", "blue", "", "versions [" + db1 + " " + db2 + "] of secret prod/two all have the stage blue"},
+	} {
+		t.Run(tc.id+"@"+tc.stage, func(t *testing.T) {
+			r := Resolve(context.Background(), sm, []string{tc.id}, tc.stage, 1)[tc.id]
+			if tc.wantErr != "" {
+				if r.Err == nil || r.Err.Error() != tc.wantErr || r.VersionID != "" {
+					t.Errorf("stage %s: %+v, want the error %q", tc.stage, r, tc.wantErr)
+				}
+				return
+			}
+			if r.Err != nil || r.VersionID != tc.want {
+				t.Errorf("stage %s: %+v, want version %s", tc.stage, r, tc.want)
+			}
+		})
+	}
+}

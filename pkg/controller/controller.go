@@ -156,10 +156,11 @@ type Controller struct {
 	namespacesSynced cache.InformerSynced
 
 	// queue holds the names of AWSSecrets to sync, in the order that order decides: namespaces
-	// in turn, and edits before bulk work. permanentRetry spaces out the retries of errors only
-	// a change can fix.
+	// in turn, and edits before bulk work. retry (the queue's limiter) spaces out the retries
+	// of transient errors, permanentRetry those of errors only a change can fix.
 	queue          workqueue.TypedRateLimitingInterface[cache.ObjectName]
 	order          *fairqueue.Queue[cache.ObjectName]
+	retry          workqueue.TypedRateLimiter[cache.ObjectName]
 	permanentRetry workqueue.TypedRateLimiter[cache.ObjectName]
 
 	recorder record.EventRecorder
@@ -211,6 +212,7 @@ func NewController(ctx context.Context, opts Options) (*Controller, error) {
 		versions:         opts.Versions,
 		policy:           opts.Policy,
 		namespacesSynced: func() bool { return true },
+		retry:            opts.RateLimiter,
 		permanentRetry:   opts.PermanentErrorRetry,
 		recorder:         opts.Recorder,
 		eventsClient:     opts.EventsClient,
@@ -234,7 +236,7 @@ func NewController(ctx context.Context, opts Options) (*Controller, error) {
 	// (pkg/fairqueue); de-duplication, rate limiting, delays, draining and the metrics are
 	// client-go's.
 	c.order = fairqueue.New(func(k cache.ObjectName) string { return k.Namespace }, fairqueue.Options{})
-	c.queue = fairqueue.NewRateLimitingQueue(c.order, opts.RateLimiter, opts.QueueName)
+	c.queue = fairqueue.NewRateLimitingQueue(c.order, c.retry, opts.QueueName)
 
 	if opts.NamespaceInformer != nil {
 		c.namespaces = cache.NewGenericLister(opts.NamespaceInformer.GetIndexer(), corev1.Resource("namespaces"))

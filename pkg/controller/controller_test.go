@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
@@ -110,6 +111,9 @@ func TestSyncHandler(t *testing.T) {
 		check func(t *testing.T, written *corev1.Secret)
 		// wantStatusWrite says whether the status is written.
 		wantStatusWrite bool
+		// wantResult is what the sync says it did when that is not its status's reason: a quiet
+		// retry, an AWSSecret being deleted. Empty means wantReason.
+		wantResult string
 		// wantErr says whether the sync handler returns an error, so that the item is retried.
 		wantErr bool
 		// wantEvents are the events recorded, as "Type Reason" prefixes.
@@ -166,6 +170,22 @@ func TestSyncHandler(t *testing.T) {
 			secret: func() *corev1.Secret {
 				s := syncedSecret(seed(), map[string]string{"foo": secretValue})
 				s.Data["foo"] = []byte("edited")
+				return s
+			}(),
+			wantAWSCalls:    1,
+			wantSecretVerbs: []string{"update"},
+			wantData:        map[string]string{"foo": secretValue},
+			wantReason:      v1alpha1.ReasonSynced,
+			wantEvents:      []string{"Normal Updated"},
+		},
+		"data edited by hand to a value of the same length: restored from AWS": {
+			awsSecret: withStatus(seed()),
+			secret: func() *corev1.Secret {
+				s := syncedSecret(seed(), map[string]string{"foo": secretValue})
+				// One byte changed: key names and value lengths are as they were.
+				edited := []byte(secretValue)
+				edited[0] ^= 1
+				s.Data["foo"] = edited
 				return s
 			}(),
 			wantAWSCalls:    1,
@@ -351,6 +371,7 @@ func TestSyncHandler(t *testing.T) {
 			}(),
 		},
 		"AWSSecret being deleted while its Secret is out of date: nothing written": {
+			wantResult: ResultDeleting,
 			awsSecret: func() *v1alpha1.AWSSecret {
 				a := bumped()
 				a.DeletionTimestamp = &metav1.Time{Time: testNow}
@@ -374,8 +395,9 @@ func TestSyncHandler(t *testing.T) {
 			wantEvents:      []string{"Warning KubernetesError"},
 		},
 		"update conflict (stale cache): requeued quietly, status and events untouched": {
-			awsSecret: bumped(),
-			secret:    syncedSecret(seed(), map[string]string{"foo": secretValue}),
+			wantResult: v1alpha1.ReasonKubernetesError,
+			awsSecret:  bumped(),
+			secret:     syncedSecret(seed(), map[string]string{"foo": secretValue}),
 			aws: func(f *fakeAWS) {
 				f.putString(seedSecretID, newVersionID, `{"foo":"`+secretValue+`-2"}`)
 			},
@@ -606,6 +628,10 @@ func TestSyncHandler(t *testing.T) {
 			if tc.reactor != nil {
 				f.secretReactors = append(f.secretReactors, tc.reactor)
 			}
+			// result is what the sync says it did: the reason of its status, whether or not
+			// it had to write it.
+			var result string
+			f.options = func(o *Options) { o.OnSync = func(r string, _ time.Duration) { result = r } }
 			ctx := f.context()
 			c := f.newController(ctx)
 
@@ -683,6 +709,19 @@ func TestSyncHandler(t *testing.T) {
 
 			if gotWrite := len(statusWrites) > 0; gotWrite != tc.wantStatusWrite {
 				t.Errorf("status written = %v, want %v", gotWrite, tc.wantStatusWrite)
+			}
+			// The seeded status says nothing about this sync: the reason comes from the status
+			// it wrote, or else from what it said it did.
+			switch result {
+			case ResultUnchanged, ResultCreated, ResultUpdated, ResultReplaced:
+				result = v1alpha1.ReasonSynced
+			}
+			want := tc.wantResult
+			if want == "" {
+				want = tc.wantReason
+			}
+			if want != "" && result != want {
+				t.Errorf("the sync's result = %q, want %s", result, want)
 			}
 			status := tc.awsSecret.Status
 			if len(statusWrites) > 0 {

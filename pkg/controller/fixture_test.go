@@ -2,9 +2,11 @@ package controller
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -348,24 +350,41 @@ func newAWSSecret(name, secretID, versionID string) *v1alpha1.AWSSecret {
 	}
 }
 
-// syncedStatus is the status of an AWSSecret whose Secret holds its pinned versions.
+// syncedStatus is the status of an AWSSecret whose Secret holds its pinned versions, written
+// out from the spec here rather than by the code under test.
 func syncedStatus(a *v1alpha1.AWSSecret) v1alpha1.AWSSecretStatus {
 	var s v1alpha1.AWSSecretStatus
 	s.ObservedGeneration = a.Generation
+	var held []string
 	if r := a.Spec.StringDataFrom; r != nil {
 		ref := r.SecretsManagerSecretRef
 		s.StringDataFrom = &ref
+		held = append(held, "version "+ref.VersionID+" of "+ref.SecretID)
 	}
 	if r := a.Spec.DataFrom; r != nil {
 		ref := r.SecretsManagerSecretRef
 		s.DataFrom = &ref
+		held = append(held, "version "+ref.VersionID+" of "+ref.SecretID)
 	}
-	s.Data = pinnedRefs(a).data
+	// The data entries' versions, each once, by secretId then versionId.
+	seen := map[v1alpha1.SecretsManagerSecretRef]bool{}
+	for _, e := range a.Spec.Data {
+		if !seen[e.SecretsManagerSecretRef] {
+			seen[e.SecretsManagerSecretRef] = true
+			s.Data = append(s.Data, e.SecretsManagerSecretRef)
+		}
+	}
+	slices.SortFunc(s.Data, func(x, y v1alpha1.SecretsManagerSecretRef) int {
+		return cmp.Or(strings.Compare(x.SecretID, y.SecretID), strings.Compare(x.VersionID, y.VersionID))
+	})
+	for _, ref := range s.Data {
+		held = append(held, "version "+ref.VersionID+" of "+ref.SecretID)
+	}
 	s.Conditions = []metav1.Condition{{
 		Type:               v1alpha1.ConditionReady,
 		Status:             metav1.ConditionTrue,
 		Reason:             v1alpha1.ReasonSynced,
-		Message:            "Secret holds " + pinnedRefs(a).String(),
+		Message:            "Secret holds " + strings.Join(held, " and "),
 		ObservedGeneration: a.Generation,
 		LastTransitionTime: metav1.NewTime(testNow),
 	}}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -377,5 +378,27 @@ func TestQueueOrder(t *testing.T) {
 	waitFor(t, "the bump queued", func() bool { return c.queue.Len() == 301 })
 	if got := nextKeys(c, 2); got[0] != (cache.ObjectName{Namespace: "quiet", Name: "app"}) && got[1] != (cache.ObjectName{Namespace: "quiet", Name: "app"}) {
 		t.Errorf("first keys = %v, want quiet/app among the first two: namespaces are served in turn", got)
+	}
+}
+
+// TestDefaultRetryPacing: without options, a transient error is retried after 50 ms, doubling
+// per failure up to 5 minutes; an error only a change can fix after 30 s, doubling up to 10
+// minutes.
+func TestDefaultRetryPacing(t *testing.T) {
+	f := newFixture(t)
+	c := f.newController(f.context())
+	key := cache.ObjectName{Namespace: "default", Name: "x"}
+	var fast, slow []time.Duration
+	for range 16 {
+		fast = append(fast, c.retry.When(key))
+		slow = append(slow, c.permanentRetry.When(key))
+	}
+	wantFast := []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond}
+	wantSlow := []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute}
+	if !slices.Equal(fast[:3], wantFast) || fast[15] != 5*time.Minute {
+		t.Errorf("transient retries after %v … %v, want %v … 5m", fast[:3], fast[15], wantFast)
+	}
+	if !slices.Equal(slow[:3], wantSlow) || slow[15] != 10*time.Minute {
+		t.Errorf("permanent retries after %v … %v, want %v … 10m", slow[:3], slow[15], wantSlow)
 	}
 }

@@ -1,10 +1,14 @@
 package controller
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	kubeinformers "k8s.io/client-go/informers"
+	k8sfake "k8s.io/client-go/kubernetes/fake"
 
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
 	"github.com/mumoshu/aws-secret-controller/pkg/render"
@@ -157,5 +161,36 @@ func TestOwnership(t *testing.T) {
 				t.Errorf("annotation %s = %q, want %q", k, s.Annotations[k], v)
 			}
 		})
+	}
+}
+
+// TestManagedSecretsOnly: a Secret informer built with ManagedSecretsOnly, as main builds it,
+// holds the Secrets the controller writes and none of the cluster's others, whatever they hold
+// or whom they name as owner.
+func TestManagedSecretsOnly(t *testing.T) {
+	managed := syncedSecret(newAWSSecret("mine", seedSecretID, seedVersionID), map[string]string{"foo": secretValue})
+	unmanaged := managed.DeepCopy()
+	unmanaged.Name = "theirs"
+	delete(unmanaged.Labels, ManagedByLabel)
+	other := unmanaged.DeepCopy()
+	other.Name = "other-tool"
+	other.Labels = map[string]string{ManagedByLabel: "someone-else"}
+	kube := k8sfake.NewClientset(managed, unmanaged, other)
+	factory := kubeinformers.NewSharedInformerFactoryWithOptions(kube, 0, kubeinformers.WithTweakListOptions(ManagedSecretsOnly))
+	lister := factory.Core().V1().Secrets().Lister()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); factory.Shutdown() }()
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+	cached, err := lister.List(labels.Everything())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range cached {
+		names = append(names, s.Name)
+	}
+	if len(names) != 1 || names[0] != "mine" {
+		t.Errorf("the informer holds %v, want only the controller's Secret [mine]", names)
 	}
 }

@@ -235,3 +235,60 @@ func TestPolicyEditsActAtOnce(t *testing.T) {
 		t.Errorf("queued %d AWSSecrets, want the namespace's 2", c.queue.Len())
 	}
 }
+
+// TestNamespaceEventsWakeOnlyForPolicy drives the Namespace informer's own events: an update
+// that touches no policy annotation queues nothing, one that does queues that namespace's
+// AWSSecrets, through the handlers NewController registers.
+func TestNamespaceEventsWakeOnlyForPolicy(t *testing.T) {
+	watcher := watch.NewFake()
+	list := &metav1.PartialObjectMetadataList{Items: []metav1.PartialObjectMetadata{
+		*namespaceWith("default", map[string]string{tenancy.AnnotationAllowedSecretIDs: "a/*", "other": "x"}),
+		*namespaceWith("other", map[string]string{tenancy.AnnotationAllowedSecretIDs: "a/*"}),
+	}}
+	for i := range list.Items {
+		list.Items[i].ResourceVersion = "1"
+	}
+	inf := cache.NewSharedIndexInformer(&cache.ListWatch{
+		ListFunc:  func(metav1.ListOptions) (runtime.Object, error) { return list, nil },
+		WatchFunc: func(metav1.ListOptions) (watch.Interface, error) { return watcher, nil },
+	}, &metav1.PartialObjectMetadata{}, 0, cache.Indexers{})
+
+	f := newFixture(t)
+	for _, name := range []string{"one", "two"} {
+		f.seedAWSSecret(newAWSSecret(name, "a/b", seedVersionID))
+	}
+	elsewhere := newAWSSecret("elsewhere", "a/b", seedVersionID)
+	elsewhere.Namespace = "other"
+	f.seedAWSSecret(elsewhere)
+	f.options = func(o *Options) {
+		o.Policy = tenancy.Policy{Mode: tenancy.ModeAllowList}
+		o.NamespaceInformer = inf
+	}
+	ctx, cancel := context.WithCancel(f.context())
+	defer cancel()
+	c := f.newController(ctx)
+	go inf.RunWithContext(ctx)
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		t.Fatal("the Namespace informer did not sync")
+	}
+	waitFor(t, "the initial list's AWSSecrets queued", func() bool { return c.queue.Len() == 3 })
+	nextKeys(c, 3)
+
+	update := func(name string, annotations map[string]string, rv string) {
+		ns := namespaceWith(name, annotations)
+		ns.ResourceVersion = rv
+		watcher.Modify(ns)
+	}
+	// Unrelated: default's "other" annotation changes. Then a policy change in "other": once
+	// its AWSSecret is queued, default's update has been handled too (one goroutine delivers
+	// the events in order).
+	update("default", map[string]string{tenancy.AnnotationAllowedSecretIDs: "a/*", "other": "y"}, "2")
+	update("other", map[string]string{tenancy.AnnotationAllowedSecretIDs: "a/*, b/*"}, "3")
+	waitFor(t, "the policy change queued", func() bool { return c.queue.Len() > 0 })
+	if got := nextKeys(c, c.queue.Len()); len(got) != 1 || got[0] != (cache.ObjectName{Namespace: "other", Name: "elsewhere"}) {
+		t.Errorf("queued %v, want only other/elsewhere: an unrelated Namespace update queued its AWSSecrets", got)
+	}
+	// A policy change in default queues its two.
+	update("default", map[string]string{tenancy.AnnotationRoleARN: "arn:aws:iam::1:role/r", tenancy.AnnotationAllowedSecretIDs: "a/*", "other": "y"}, "4")
+	waitFor(t, "default's AWSSecrets queued", func() bool { return c.queue.Len() == 2 })
+}

@@ -3,6 +3,7 @@ package render
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -84,6 +85,10 @@ func TestDataEntries(t *testing.T) {
 		"missing nested property":       {entry: entry("k", "json", "nested.a.c"), wantReason: v1alpha1.ReasonPropertyNotFound},
 		"dotted name is not a path":     {entry: entry("k", "json", "a.b.c"), wantReason: v1alpha1.ReasonPropertyNotFound},
 		"property of a non-object":      {entry: entry("k", "json", "username.x"), wantReason: v1alpha1.ReasonInvalidSecretFormat},
+		"property of a number":          {entry: entry("k", "json", "port.x"), wantReason: v1alpha1.ReasonInvalidSecretFormat},
+		"property of an array":          {entry: entry("k", "json", "list.x"), wantReason: v1alpha1.ReasonInvalidSecretFormat},
+		"property of a nested string":   {entry: entry("k", "json", "nested.a.b.c"), wantReason: v1alpha1.ReasonInvalidSecretFormat},
+		"missing member beside a value": {entry: entry("k", "json", "nested.a.x"), wantReason: v1alpha1.ReasonPropertyNotFound},
 		"property of a plaintext":       {entry: entry("k", "token", "x"), wantReason: v1alpha1.ReasonInvalidSecretFormat},
 		"not base64":                    {entry: v1alpha1.DataEntry{Key: "k", SecretsManagerSecretRef: ref("json"), Decode: v1alpha1.DecodingBase64}, wantReason: v1alpha1.ReasonInvalidSecretFormat},
 		"unknown decode (old CRD)":      {entry: v1alpha1.DataEntry{Key: "k", SecretsManagerSecretRef: ref("token"), Decode: "Gzip"}, wantReason: v1alpha1.ReasonInvalidSecretFormat},
@@ -291,7 +296,9 @@ func TestTemplateErrors(t *testing.T) {
 
 func assertNoValue(t *testing.T, s string) {
 	t.Helper()
-	for _, v := range []string{secretValue, "hunter2", "CERT", "deep", "dotted", "db.internal"} {
+	// Every value the mapping versions hold that a failed property could reach (a short one
+	// like "app" is looked for quoted, as a message would quote it).
+	for _, v := range []string{secretValue, "hunter2", "CERT", "deep", "dotted", "db.internal", `"app"`, "5432", "aGVsbG8=", "aGk_Pz8", `"pw"`, `{"x":"y"}`, `{"b":"deep"}`} {
 		if strings.Contains(s, v) {
 			t.Errorf("a message contains a test value (%d bytes)", len(v))
 		}
@@ -339,11 +346,43 @@ func FuzzMapping(f *testing.F) {
 		if got := classify(err); got.transient || !known[got.reason] {
 			t.Fatalf("error %v has reason %s (transient %v)", err, got.reason, got.transient)
 		}
-		// The content, and what a property reaches in it, must not show. Short content can
-		// appear in any message by chance; a template or property can quote itself.
-		if len(content) >= 8 && strings.Contains(err.Error(), string(content)) &&
-			!strings.Contains(tmpl, string(content)) && !strings.Contains(property, string(content)) {
-			t.Fatalf("error %q contains the content", err)
+		// The content, and every value a property can reach in it (each member's value, as
+		// its JSON text and as the string it holds), must not show. Short text can appear in
+		// any message by chance; a template or property can quote itself.
+		for _, v := range append(reachable(content), string(content)) {
+			if len(v) >= 8 && strings.Contains(err.Error(), v) && !strings.Contains(tmpl, v) && !strings.Contains(property, v) {
+				t.Fatalf("error %q contains a value of the content (%d bytes)", err, len(v))
+			}
 		}
 	})
+}
+
+// reachable is every member value of a JSON document at any depth, as compact JSON text and,
+// for strings, as the string; nothing for content that is not JSON.
+func reachable(content []byte) []string {
+	var doc any
+	if json.Unmarshal(content, &doc) != nil {
+		return nil
+	}
+	var out []string
+	var walk func(v any)
+	walk = func(v any) {
+		if b, err := json.Marshal(v); err == nil {
+			out = append(out, string(b))
+		}
+		switch v := v.(type) {
+		case string:
+			out = append(out, v)
+		case map[string]any:
+			for _, m := range v {
+				walk(m)
+			}
+		case []any:
+			for _, m := range v {
+				walk(m)
+			}
+		}
+	}
+	walk(doc)
+	return out
 }

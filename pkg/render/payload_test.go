@@ -149,12 +149,24 @@ func TestPayloadErrorsHoldNoContent(t *testing.T) {
 	}
 }
 
+// TestDataHash: any change to the data changes the hash, including those that keep every key
+// and every value's length (a hand edit of one byte), and no two maps share one.
 func TestDataHash(t *testing.T) {
-	a := DataHash(map[string][]byte{"ab": []byte("c")})
-	if b := DataHash(map[string][]byte{"a": []byte("bc")}); a == b {
-		t.Error("different data share a hash")
+	base := map[string][]byte{"ab": []byte("c"), "key": []byte("value")}
+	tests := map[string]map[string][]byte{
+		"a byte of a value":           {"ab": []byte("c"), "key": []byte("valuE")},
+		"a byte of a key":             {"ab": []byte("c"), "kez": []byte("value")},
+		"bytes moved between entries": {"ab": []byte("c"), "key": []byte("valu"), "": []byte("e")},
+		"a key joined to its value":   {"a": []byte("bc"), "key": []byte("value")},
+		"a value swapped":             {"ab": []byte("value"), "key": []byte("c")},
+		"an empty key added":          {"ab": []byte("c"), "key": []byte("value"), "": nil},
 	}
-	if b := DataHash(map[string][]byte{"ab": []byte("c")}); a != b {
+	for name, data := range tests {
+		if DataHash(data) == DataHash(base) {
+			t.Errorf("%s: the hash did not change", name)
+		}
+	}
+	if DataHash(map[string][]byte{"key": []byte("value"), "ab": []byte("c")}) != DataHash(base) {
 		t.Error("equal data hash differently")
 	}
 	if DataHash(nil) != DataHash(map[string][]byte{}) {
