@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/mumoshu/aws-secret-controller/pkg/bump"
 )
 
 const (
@@ -80,7 +82,7 @@ func read(t *testing.T, path string) string {
 	return string(b)
 }
 
-func runTool(t *testing.T, api *current, args ...string) (int, string, string) {
+func runTool(t *testing.T, api bump.Describer, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	opts, err := parseFlags(args, &stderr)
@@ -189,5 +191,163 @@ func TestFlags(t *testing.T) {
 	o, err := parseFlags([]string{"--stage", "blue", "--aws-endpoint", "http://localhost:1", "--aws-region", "eu-west-1", "a", "b"}, &stderr)
 	if err != nil || o.stage != "blue" || o.aws.Endpoint != "http://localhost:1" || o.aws.Region != "eu-west-1" || len(o.paths) != 2 {
 		t.Errorf("parsed %+v, %v", o, err)
+	}
+}
+
+// staged answers DescribeSecret from a table of each secret's versions and their stages.
+type staged map[string]map[string][]string
+
+func (s staged) DescribeSecret(_ context.Context, in *secretsmanager.DescribeSecretInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.DescribeSecretOutput, error) {
+	versions, ok := s[aws.ToString(in.SecretId)]
+	if !ok {
+		return nil, &smtypes.ResourceNotFoundException{Message: aws.String("Secrets Manager can't find the specified secret.")}
+	}
+	return &secretsmanager.DescribeSecretOutput{Name: in.SecretId, VersionIdsToStages: versions}, nil
+}
+
+// TestStage pins the version that holds --stage, AWSCURRENT when it is not given: a file pinned
+// at AWSCURRENT is current without the flag and behind for another stage, AWS's own or a custom
+// label, and is bumped to that stage's version; a stage no version holds is an error.
+func TestStage(t *testing.T) {
+	const pending, labelled = "dddddddd-1111-4111-8111-111111111111", "eeeeeeee-1111-4111-8111-111111111111"
+	api := staged{"prod/db": {old: {"AWSPREVIOUS"}, cur: {"AWSCURRENT"}, pending: {"AWSPENDING"}, labelled: {"release-2024"}}}
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		code       int
+		stdout     string // with FILE for the file's path
+		stderr     string // a part of it, with FILE for the file's path
+		pinnedThen string // the versionId in the file afterwards
+	}{
+		{"no --stage is AWSCURRENT", []string{"--check"}, exitCurrent, "", "", cur},
+		{"--stage AWSCURRENT", []string{"--check", "--stage", "AWSCURRENT"}, exitCurrent, "", "", cur},
+		{"--stage AWSPENDING", []string{"--check", "--stage", "AWSPENDING"}, exitBehind, "FILE:9 prod/db " + cur + " -> " + pending + "\n", "", cur},
+		{"--stage AWSPREVIOUS", []string{"--check", "--stage", "AWSPREVIOUS"}, exitBehind, "FILE:9 prod/db " + cur + " -> " + old + "\n", "", cur},
+		{"a custom label", []string{"--check", "--stage", "release-2024"}, exitBehind, "FILE:9 prod/db " + cur + " -> " + labelled + "\n", "", cur},
+		{"a stage no version holds", []string{"--check", "--stage", "green"}, exitError, "", "FILE:9: no version of secret prod/db has the stage green", cur},
+		{"bump to AWSPENDING", []string{"--stage", "AWSPENDING"}, exitCurrent, "FILE:9 prod/db " + cur + " -> " + pending + "\n", "", pending},
+		{"bump to a custom label", []string{"--stage", "release-2024"}, exitCurrent, "FILE:9 prod/db " + cur + " -> " + labelled + "\n", "", labelled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(tree(t, map[string]string{"db.yaml": awsSecret("db", "prod/db", cur)}), "db.yaml")
+			code, stdout, stderr := runTool(t, api, append(tc.args, path)...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d (stderr %q)", code, tc.code, stderr)
+			}
+			if want := strings.ReplaceAll(tc.stdout, "FILE", path); stdout != want {
+				t.Errorf("printed %q, want %q", stdout, want)
+			}
+			if want := strings.ReplaceAll(tc.stderr, "FILE", path); !strings.Contains(stderr, want) || (want == "") != (stderr == "") {
+				t.Errorf("stderr %q, want it to say %q", stderr, want)
+			}
+			if got, want := read(t, path), awsSecret("db", "prod/db", tc.pinnedThen); got != want {
+				t.Errorf("the file afterwards:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+// problemYAML is an AWSSecret with a reference that can be bumped (prod/token, line 10) and
+// one (prod/db, line 14) whose versionId is written as %[1]s, pinned at `old`, which its anchor
+// holds too.
+const problemYAML = `apiVersion: mumoshu.github.io/v1alpha1
+kind: AWSSecret
+metadata:
+  name: app
+  annotations: {pinned: &pinned ` + old + `}
+spec:
+  dataFrom:
+    secretsManagerSecretRef:
+      secretId: prod/token
+      versionId: %[2]s
+  stringDataFrom:
+    secretsManagerSecretRef:
+      secretId: prod/db
+      versionId: %[1]s
+`
+
+// TestReferencesThatCannotBeBumpedFail: a reference that is behind but written so that it cannot
+// be rewritten in place (a block scalar, an alias, a tag, an escape sequence) is an error in every
+// mode, not skipped: exit 2 (not 1 or 0), its file, line and reason on stderr, and it stays as
+// written. The file's other reference, behind or current, is handled as ever: shown as behind,
+// diffed or bumped.
+func TestReferencesThatCannotBeBumpedFail(t *testing.T) {
+	const tokNew = "55555555-5555-4555-8555-555555555555"
+	api := &current{versions: map[string]string{"prod/db": cur, "prod/token": tokNew}}
+	const blockOrTag, notScalar, escaped = "versionId is written as a block scalar or with a tag", "versionId is not a plain or quoted scalar", "not its value as written"
+	for _, ref := range []struct{ name, yaml, reason string }{
+		{"literal block scalar", "|\n        " + old, blockOrTag},
+		{"literal block scalar, stripped", "|-\n        " + old, blockOrTag},
+		{"folded block scalar", ">-\n        " + old, blockOrTag},
+		{"alias", "*pinned", notScalar},
+		{"tag", "!!str " + old, blockOrTag},
+		{"escape sequence", `"\x31` + old[1:] + `"`, escaped},
+	} {
+		for _, other := range []struct{ name, pinned string }{{"other behind", tok1}, {"other current", tokNew}} {
+			for _, mode := range []string{"--check", "--diff", "bump"} {
+				t.Run(ref.name+"/"+other.name+"/"+mode, func(t *testing.T) {
+					before := fmt.Sprintf(problemYAML, ref.yaml, other.pinned)
+					// Find, in its field order (stringDataFrom, dataFrom), reports prod/db's problem.
+					refs, err := bump.Find([]byte(before))
+					reason := ref.reason
+					if err != nil || len(refs) != 2 || refs[0].SecretID != "prod/db" || refs[0].Line != 14 || !strings.Contains(refs[0].Problem, ref.reason) {
+						t.Errorf("bump.Find: %+v, err %v; want prod/db's reference at line 14 reported as %q, then prod/token's", refs, err, ref.reason)
+					} else {
+						reason = refs[0].Problem // in full
+					}
+					path := filepath.Join(tree(t, map[string]string{"app.yaml": before}), "app.yaml")
+					args := []string{mode, path}
+					if mode == "bump" {
+						args = args[1:]
+					}
+					code, stdout, stderr := runTool(t, api, args...)
+
+					if code != exitError {
+						t.Errorf("exit %d, want %d (stderr %q)", code, exitError, stderr)
+					}
+					problem := fmt.Sprintf("%s:14: prod/db is behind (%s) but cannot be bumped: %s\n", path, cur, reason)
+					change, after := "", other.pinned
+					if other.pinned != tokNew {
+						change = path + ":10 prod/token " + tok1 + " -> " + tokNew + "\n"
+					}
+					wantStdout, wantStderr := change, problem
+					switch mode {
+					case "--diff":
+						wantStdout, wantStderr = "", problem+change // the diff is checked below
+					case "bump":
+						after = tokNew
+					}
+					if mode == "--diff" && change != "" {
+						if d := "-      versionId: " + tok1 + "\n+      versionId: " + tokNew + "\n"; !strings.Contains(stdout, d) || strings.Count(stdout, "\n+ ") != 1 {
+							t.Errorf("--diff printed %q, want only prod/token's change", stdout)
+						}
+					} else if stdout != wantStdout {
+						t.Errorf("stdout %q, want %q", stdout, wantStdout)
+					}
+					if stderr != wantStderr {
+						t.Errorf("stderr %q, want %q", stderr, wantStderr)
+					}
+					if got, want := read(t, path), fmt.Sprintf(problemYAML, ref.yaml, after); got != want {
+						t.Errorf("the file afterwards:\n%s\nwant:\n%s", got, want)
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestConcurrencyFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"x"}, 8}, // the README's default
+		{[]string{"--concurrency", "3", "x"}, 3},
+		{[]string{"--concurrency", "1", "x"}, 1},
+	} {
+		var stderr bytes.Buffer
+		if o, err := parseFlags(tc.args, &stderr); err != nil || o.concurrency != tc.want {
+			t.Errorf("%v: concurrency %d (err %v), want %d", tc.args, o.concurrency, err, tc.want)
+		}
 	}
 }
