@@ -58,6 +58,7 @@ func TestHelmInstall(t *testing.T) {
 	kubectl(t, example, "apply", "-n", appNS, "-f", "-")
 	waitSecret(t, appNS, "example", "foo", value)
 
+	keepLogs(t, ns)
 	helm(t, "uninstall", release, "--namespace", ns, "--wait", "--timeout", "2m")
 	if _, err := kube.AppsV1().Deployments(ns).Get(ctx, testenv.ControllerName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the controller's Deployment after helm uninstall: %v, want NotFound", err)
