@@ -90,7 +90,7 @@ func main() {
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus /metrics endpoint. Empty or 0 disables it.")
 	flag.StringVar(&o.healthProbeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints. Empty or 0 disables them.")
 	flag.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Hour, "How often informers replay their caches, which re-checks every AWSSecret without AWS calls.")
-	flag.DurationVar(&o.syncTimeout, "sync-timeout", time.Minute, "How long one sync may take, its AWS calls, its rendering and its writes included; a template still rendering then stops with InvalidTemplate.")
+	flag.DurationVar(&o.syncTimeout, "sync-timeout", time.Minute, "How long one sync may take, its AWS calls, its rendering and its writes included; a template still rendering then stops with InvalidTemplate. 0 means one minute.")
 	flag.DurationVar(&o.shutdownGracePeriod, "shutdown-grace-period", 10*time.Second, "How long the HTTP servers get to finish on shutdown.")
 	flag.StringVar(&o.namespacePolicy, "namespace-policy", string(tenancy.ModeOpen), "Which secrets a namespace's AWSSecrets may read: open (any, within --allowed-secret-ids) or allow-list (only those its Namespace's "+tenancy.AnnotationAllowedSecretIDs+" annotation permits; none without it). allow-list needs to watch Namespaces, so it cannot be combined with --namespace.")
 	flag.StringVar(&o.allowedSecretIDs, "allowed-secret-ids", "", "Comma-separated secret id patterns (* matches any run of characters) that bound every namespace in both policies. Empty means no bound; a value that holds no pattern (\" \", \",\") is refused.")
@@ -139,8 +139,8 @@ func signalContext() context.Context {
 
 func run(ctx context.Context, o options) error {
 	logger := klog.FromContext(ctx)
-	if o.syncTimeout <= 0 {
-		return fmt.Errorf("--sync-timeout must be positive")
+	if o.syncTimeout < 0 {
+		return fmt.Errorf("--sync-timeout must not be negative")
 	}
 	if o.workers < 1 {
 		return fmt.Errorf("--workers must be at least 1")
