@@ -51,6 +51,18 @@ type config struct {
 	markdown        string
 	jsonPath        string
 	etcdFsync       bool
+	controllerBin   string
+	noisyObjects    int
+	noisyWorkers    int
+	noisyTimeout    time.Duration
+	bumpInterval    time.Duration
+	minBumps        int
+	hostileTimeout  time.Duration
+	hostileCopies   int
+	memoryLimitMiB  int
+	restartBackoff  time.Duration
+	keepLogs        string
+	hostileKinds    string
 }
 
 func main() {
@@ -68,10 +80,22 @@ func main() {
 	flag.IntVar(&c.workers, "workers", 16, "Controller workers, and the plain loop's concurrency.")
 	flag.StringVar(&c.controllerArgs, "controller-args", "", "Extra controller flags, space separated.")
 	flag.StringVar(&c.controllerEnv, "controller-env", "", "Extra controller environment (NAME=value), space separated, e.g. GOGC=50.")
-	flag.StringVar(&c.scenarios, "scenarios", "S1,S2,S3,S4,S5", "Scenarios to run, in order; S1 always runs first.")
+	flag.StringVar(&c.scenarios, "scenarios", "S1,S2,S3,S4,S5", "Scenarios to run: S1-S5 share one setup (--objects AWSSecrets) and S1 runs first when any of them is named; N1 (noisy neighbour) and H1 (hostile tenant) then run in the order given, each on its own fresh objects and controller, e.g. --scenarios N1,H1.")
 	flag.StringVar(&c.markdown, "out", "docs/benchmarks.md", "Markdown report.")
 	flag.StringVar(&c.jsonPath, "json", "docs/benchmarks.json", "JSON report with every figure.")
 	flag.BoolVar(&c.etcdFsync, "etcd-fsync", false, "Run etcd with fsync (off by default, as in the tests).")
+	flag.StringVar(&c.controllerBin, "controller-bin", "", "The controller binary. Empty means bin/aws-secret-controller under --repo.")
+	flag.IntVar(&c.noisyObjects, "noisy-objects", 10000, "N1: AWSSecrets the noisy namespace creates at once; 0 measures the quiet namespace alone, for its idle latency.")
+	flag.IntVar(&c.noisyWorkers, "noisy-workers", 64, "N1: concurrent creates by the driver (its client has QPS 2000, burst 4000).")
+	flag.DurationVar(&c.noisyTimeout, "noisy-timeout", 10*time.Minute, "N1: how long the noisy namespace gets to become all Ready.")
+	flag.DurationVar(&c.bumpInterval, "bump-interval", 2*time.Second, "N1, H1: how often the quiet namespace bumps its AWSSecret's versionId.")
+	flag.IntVar(&c.minBumps, "min-bumps", 10, "N1, H1: bumps the quiet namespace sends at least.")
+	flag.DurationVar(&c.hostileTimeout, "hostile-timeout", 3*time.Minute, "H1: how long the hostile AWSSecrets get to settle (and the quiet namespace keeps bumping) before the run moves on.")
+	flag.IntVar(&c.hostileCopies, "hostile-copies", 5, "H1: AWSSecrets of each hostile kind.")
+	flag.StringVar(&c.hostileKinds, "hostile-kinds", "", "H1: only these kinds, comma separated (doubling, quote24, printf-d, printf-s, big64, deep64, leak-b64, leak-upper, leak-index), to tell which one costs what. Empty means all.")
+	flag.IntVar(&c.memoryLimitMiB, "memory-limit-mib", 256, "N1, H1: the emulated container memory limit: the controller is killed (SIGKILL, counted as OOMKilled) when its RSS passes it, and restarted with kubelet's backoff. 256 is the Deployment's limits.memory. An address-space limit (RLIMIT_AS) of 4 times as much (at least 2 GiB) above what it has after 1 s backs it up. 0 turns both off: nothing then keeps a runaway controller from the machine's memory.")
+	flag.DurationVar(&c.restartBackoff, "restart-backoff", 10*time.Second, "N1, H1: the first restart delay after an unplanned exit; it doubles, to at most 5 minutes, like kubelet's CrashLoopBackOff.")
+	flag.StringVar(&c.keepLogs, "keep-logs", "", "N1, H1: a folder to copy the controller's logs to (the stack's folder is removed at the end).")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -91,6 +115,8 @@ type report struct {
 	Baseline   baseline          `json:"baseline"`
 	Ceiling    baseline          `json:"ceiling"`
 	Scenarios  []scenario        `json:"scenarios"`
+	Noisy      *noisyResult      `json:"noisyNeighbour,omitempty"`
+	Hostile    *hostileResult    `json:"hostileTenant,omitempty"`
 	Setup      map[string]string `json:"setup"`
 	LoadBefore string            `json:"loadAverageBefore"`
 	LoadAfter  string            `json:"loadAverageAfter"`
@@ -136,7 +162,14 @@ type bench struct {
 	versions []string // versionId of bench/secret-<i>
 	ctrl     *testenv.Controller
 	ctrlN    int
+	// sSetup: the S scenarios' objects exist (N1 and H1 delete them first).
+	sSetup bool
+	n1     *noisyResult
+	h1     *hostileResult
 }
+
+// controllerBinary is the controller to run: --controller-bin, or empty for the stack's bin/.
+func (b *bench) controllerBinary() string { return b.cfg.controllerBin }
 
 func run(ctx context.Context, c config) error {
 	repo, err := filepath.Abs(c.repo)
@@ -150,6 +183,39 @@ func run(ctx context.Context, c config) error {
 		Parameters: map[string]any{"objects": c.objects, "namespaces": c.namespaces, "versions": c.versions, "steady": c.steady.String(), "rolloutFraction": c.rolloutFraction, "unrelated": c.unrelated, "unrelatedSize": c.unrelatedSize, "qps": c.qps, "burst": c.burst, "workers": c.workers, "controllerArgs": c.controllerArgs, "controllerEnv": c.controllerEnv, "scenarios": c.scenarios, "etcdFsync": c.etcdFsync},
 		Setup:      map[string]string{},
 		LoadBefore: drive.LoadAverage(),
+	}
+	b := &bench{cfg: c}
+	// The S scenarios share one setup; N1 and H1 make their own.
+	var sSteps, newSteps []func(context.Context) (scenario, error)
+	runS := false
+	for _, id := range strings.Split(c.scenarios, ",") {
+		id = strings.TrimSpace(id)
+		runS = runS || strings.HasPrefix(id, "S")
+		switch id {
+		case "S1":
+		case "S2":
+			sSteps = append(sSteps, b.s2SteadyState)
+		case "S3":
+			sSteps = append(sSteps, b.s3Restart)
+		case "S4":
+			sSteps = append(sSteps, b.s4Rollout)
+		case "S5":
+			sSteps = append(sSteps, b.s5Unrelated)
+		case "N1":
+			newSteps = append(newSteps, b.n1Noisy)
+		case "H1":
+			newSteps = append(newSteps, b.h1Hostile)
+		default:
+			return fmt.Errorf("unknown scenario %q", id)
+		}
+	}
+	if c.controllerBin != "" {
+		r.Parameters["controllerBin"] = c.controllerBin
+	}
+	if len(newSteps) > 0 {
+		for k, v := range map[string]any{"noisyObjects": c.noisyObjects, "noisyWorkers": c.noisyWorkers, "noisyTimeout": c.noisyTimeout.String(), "bumpInterval": c.bumpInterval.String(), "minBumps": c.minBumps, "hostileTimeout": c.hostileTimeout.String(), "hostileCopies": c.hostileCopies, "hostileKinds": c.hostileKinds, "memoryLimitMiB": c.memoryLimitMiB, "restartBackoff": c.restartBackoff.String()} {
+			r.Parameters[k] = v
+		}
 	}
 	drive.Logf("starting the stack")
 	env, err := testenv.New(ctx, testenv.Options{
@@ -166,58 +232,54 @@ func run(ctx context.Context, c config) error {
 	fast.QPS, fast.Burst = 2000, 4000
 	protobuf := rest.CopyConfig(fast)
 	protobuf.ContentType = "application/vnd.kubernetes.protobuf"
-	b := &bench{cfg: c, env: env, kube: kubernetes.NewForConfigOrDie(protobuf), client: versioned.NewForConfigOrDie(fast), sm: env.SecretsManager()}
+	b.env, b.kube, b.client, b.sm = env, kubernetes.NewForConfigOrDie(protobuf), versioned.NewForConfigOrDie(fast), env.SecretsManager()
 	defer func() {
 		if b.ctrl != nil {
 			_, _ = b.ctrl.Stop(10 * time.Second)
 		}
 	}()
 
-	start := time.Now()
-	if err := b.createVersions(ctx); err != nil {
-		return err
-	}
-	r.Setup["create K versions in kumo"] = since(start)
-
-	drive.Logf("baseline: %d Secret creates by a plain client-go loop at the controller's QPS", c.objects)
-	if r.Baseline, err = b.baseline(ctx, c.qps, c.burst, c.workers); err != nil {
-		return err
-	}
-	drive.Logf("ceiling: the same creates with no client-side limit")
-	if r.Ceiling, err = b.baseline(ctx, 100000, 100000, 64); err != nil {
-		return err
-	}
-
-	start = time.Now()
-	if err := b.createAWSSecrets(ctx); err != nil {
-		return err
-	}
-	r.Setup["create N AWSSecrets"] = since(start)
-
-	steps := []func(context.Context) (scenario, error){b.s1ColdStart}
-	for _, id := range strings.Split(c.scenarios, ",") {
-		switch strings.TrimSpace(id) {
-		case "S1":
-		case "S2":
-			steps = append(steps, b.s2SteadyState)
-		case "S3":
-			steps = append(steps, b.s3Restart)
-		case "S4":
-			steps = append(steps, b.s4Rollout)
-		case "S5":
-			steps = append(steps, b.s5Unrelated)
-		default:
-			return fmt.Errorf("unknown scenario %q", id)
+	var steps []func(context.Context) (scenario, error)
+	if runS {
+		start := time.Now()
+		if err := b.createVersions(ctx); err != nil {
+			return err
 		}
+		r.Setup["create K versions in kumo"] = since(start)
+
+		drive.Logf("baseline: %d Secret creates by a plain client-go loop at the controller's QPS", c.objects)
+		if r.Baseline, err = b.baseline(ctx, c.qps, c.burst, c.workers); err != nil {
+			return err
+		}
+		drive.Logf("ceiling: the same creates with no client-side limit")
+		if r.Ceiling, err = b.baseline(ctx, 100000, 100000, 64); err != nil {
+			return err
+		}
+
+		start = time.Now()
+		if err := b.createAWSSecrets(ctx); err != nil {
+			return err
+		}
+		r.Setup["create N AWSSecrets"] = since(start)
+		b.sSetup = true
+		steps = append([]func(context.Context) (scenario, error){b.s1ColdStart}, sSteps...)
 	}
+	steps = append(steps, newSteps...)
 	for _, step := range steps {
 		s, err := step(ctx)
 		if err != nil {
+			// What the new scenarios measured before failing still goes into the report.
+			if b.n1 != nil || b.h1 != nil {
+				r.Noisy, r.Hostile = b.n1, b.h1
+				r.LoadAfter = drive.LoadAverage()
+				_ = writeReports(repo, c, r)
+			}
 			return err
 		}
 		drive.Logf("%s: %.1fs, AWS calls %d (kumo %d, want %d), writes %v, RSS %d KiB (peak %d KiB), heap in use %.1f MiB", s.Name, s.Seconds, s.AWSCallsMetrics, s.AWSCallsKumo, s.WantAWSCalls, s.Writes, s.RSSKiB, s.PeakRSSKiB, s.HeapInuseMiB)
 		r.Scenarios = append(r.Scenarios, s)
 	}
+	r.Noisy, r.Hostile = b.n1, b.h1
 	r.LoadAfter = drive.LoadAverage()
 	return writeReports(repo, c, r)
 }
@@ -295,7 +357,7 @@ func (b *bench) startController(ctx context.Context) error {
 	args := []string{"--workers", fmt.Sprint(b.cfg.workers), "--kube-api-qps", fmt.Sprint(b.cfg.qps), "--kube-api-burst", fmt.Sprint(b.cfg.burst)}
 	args = append(args, strings.Fields(b.cfg.controllerArgs)...)
 	ctrl, err := b.env.StartController(ctx, testenv.ControllerOptions{
-		Name: fmt.Sprintf("controller-%d", b.ctrlN), Args: args, Env: strings.Fields(b.cfg.controllerEnv), ReadyTimeout: 5 * time.Minute,
+		Name: fmt.Sprintf("controller-%d", b.ctrlN), Binary: b.controllerBinary(), Args: args, Env: strings.Fields(b.cfg.controllerEnv), ReadyTimeout: 5 * time.Minute,
 	})
 	if err != nil {
 		return err

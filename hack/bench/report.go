@@ -24,17 +24,27 @@ func markdown(r report) string {
 	p("| scenario | seconds | GetSecretValue (metrics / emulator / expected) | controller writes | RSS MiB (peak) | Go heap in use MiB | notes |\n")
 	p("| --- | ---: | --- | --- | --- | ---: | --- |\n")
 	for _, s := range r.Scenarios {
-		p("| %s | %.1f | %d / %d / %d | %s | %.1f (%.1f) | %.1f | %s |\n", s.Name, s.Seconds, s.AWSCallsMetrics, s.AWSCallsKumo, s.WantAWSCalls,
+		metrics := fmt.Sprint(s.AWSCallsMetrics)
+		if s.AWSCallsMetrics < 0 { // a controller that restarted lost its counter
+			metrics = "n/a"
+		}
+		p("| %s | %.1f | %s / %d / %d | %s | %.1f (%.1f) | %.1f | %s |\n", s.Name, s.Seconds, metrics, s.AWSCallsKumo, s.WantAWSCalls,
 			writes(s.Writes), mib(s.RSSKiB), mib(s.PeakRSSKiB), s.HeapInuseMiB, s.Notes)
 	}
-	p("\nThroughput ceiling: a plain client-go loop creating %d Secrets with the controller's QPS, burst and\n", r.Baseline.Writes)
-	p("concurrency (QPS %d, %d workers) took **%.1f s** (%.0f writes/s). With no client-side limit (64 workers) the\n", r.Baseline.QPS, r.Baseline.Workers, r.Baseline.Seconds, r.Baseline.PerSec)
-	p("API server took %.1f s (%.0f writes/s): that is this machine's ceiling.\n\n", r.Ceiling.Seconds, r.Ceiling.PerSec)
+	if r.Baseline.Writes > 0 {
+		p("\nThroughput ceiling: a plain client-go loop creating %d Secrets with the controller's QPS, burst and\n", r.Baseline.Writes)
+		p("concurrency (QPS %d, %d workers) took **%.1f s** (%.0f writes/s). With no client-side limit (64 workers) the\n", r.Baseline.QPS, r.Baseline.Workers, r.Baseline.Seconds, r.Baseline.PerSec)
+		p("API server took %.1f s (%.0f writes/s): that is this machine's ceiling.\n\n", r.Ceiling.Seconds, r.Ceiling.PerSec)
+	} else {
+		p("\n")
+	}
 
-	p("## Targets\n\n| target | measured | met |\n| --- | --- | --- |\n")
 	byName := map[string]scenario{}
 	for _, s := range r.Scenarios {
 		byName[s.Name[:2]] = s
+	}
+	if _, ok := byName["S1"]; ok {
+		p("## Targets\n\n| target | measured | met |\n| --- | --- | --- |\n")
 	}
 	check := func(target, measured string, ok bool) {
 		mark := "yes"
@@ -78,14 +88,126 @@ func markdown(r report) string {
 			check("S5: unrelated Secrets add <= 10 MiB (restarted RSS, S5 - S3)", fmt.Sprintf("%+.1f MiB (%.1f vs %.1f)", d, mib(s5.RSSKiB), mib(s3.RSSKiB)), d <= 10)
 		}
 	}
-	p("\nSetup (not measured as scenarios): ")
-	var setup []string
-	for k, v := range r.Setup {
-		setup = append(setup, k+" "+v)
+	if len(r.Setup) > 0 {
+		p("\nSetup (not measured as scenarios): ")
+		var setup []string
+		for k, v := range r.Setup {
+			setup = append(setup, k+" "+v)
+		}
+		sort.Strings(setup)
+		p("%s.\n", strings.Join(setup, "; "))
 	}
-	sort.Strings(setup)
-	p("%s.\n", strings.Join(setup, "; "))
+	if r.Noisy != nil {
+		noisyMarkdown(p, r.Noisy)
+	}
+	if r.Hostile != nil {
+		hostileMarkdown(p, r.Hostile)
+	}
 	return b.String()
+}
+
+// noisyMarkdown renders N1.
+func noisyMarkdown(p func(string, ...any), n *noisyResult) {
+	p("\n## N1: noisy neighbour\n\n")
+	p("Namespace A creates %d AWSSecrets at once (%d driver workers; they pin %d versions, so AWS calls stay\n", n.Objects, n.CreateWorkers, n.Versions)
+	p("few) while namespace B, whose one AWSSecret is synced, bumps its versionId every interval to a new version\n")
+	p("for as long as A converges (at least the minimum number of bumps). A bump's latency runs from the driver's\n")
+	p("Update of B's AWSSecret to the moment the driver's watch sees B's Secret hold the new version (its\n")
+	p("`string-data-version-id` annotation). How to read it: B's latency is what one tenant pays for another's\n")
+	p("burst; a fair controller keeps B's p99 near its idle latency however large A's burst is, an unfair one\n")
+	p("queues B behind A's backlog (up to A's convergence time). A bump that landed only because the Secret went\n")
+	p("straight to a later version is \"superseded\" (its latency is until that later version); one never seen is\n")
+	p("\"unlanded\" and not in the percentiles. Restarts and peak RSS are the controller's, under an emulated\n")
+	p("%s.\n\n", limitText(n.MemoryLimitMiB))
+	conv := fmt.Sprintf("%.1f s", n.ConvergeSecs)
+	if !n.Converged {
+		conv = fmt.Sprintf("**not converged** after %.1f s (%d of %d Ready)", n.ConvergeSecs, n.ReadyAtEnd, n.Objects)
+	}
+	p("| A: objects | A: created in | A: all Ready after | B: bumps (landed / superseded / unlanded) | B: p50 | B: p99 | B: max | restarts | peak RSS MiB |\n")
+	p("| ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |\n")
+	p("| %d | %.1f s | %s | %d (%d / %d / %d) | %s | %s | %s | %d | %.1f |\n\n", n.Objects, n.CreateSeconds, conv,
+		n.Quiet.Bumps, n.Quiet.Landed, n.Quiet.Superseded, n.Quiet.Unlanded, ms(n.Quiet.P50ms), ms(n.Quiet.P99ms), ms(n.Quiet.MaxMs), n.Restarts, mib(n.PeakRSSKiB))
+	incarnationsMarkdown(p, n.Incarnations)
+}
+
+// hostileMarkdown renders H1.
+func hostileMarkdown(p func(string, ...any), h *hostileResult) {
+	p("\n## H1: hostile tenant\n\n")
+	p("One namespace creates, all at once, %d AWSSecrets built to exhaust or trick the controller (%d of each kind\n", h.Objects, h.Copies)
+	p("below), while a quiet namespace bumps its one AWSSecret's versionId every interval as in N1. The controller\n")
+	p("runs as a kubelet would run it: an emulated %s, and a restart after every\n", limitText(h.MemoryLimitMiB))
+	p("unplanned exit with CrashLoopBackOff (10 s doubling). How to read it: a controller that defends itself\n")
+	p("has 0 restarts, a peak RSS near its idle one, every hostile AWSSecret settled (a Ready condition at its\n")
+	p("generation) with the expected reason, the quiet tenant's latency as in a quiet cluster, and no form of the\n")
+	p("password in its log, the status messages or the Events. The run is capped at %s (--hostile-timeout).\n\n", h.Timeout)
+	settle := fmt.Sprintf("%.1f s", h.SettleSecs)
+	if !h.Settled {
+		settle = fmt.Sprintf("**not settled** within %s (%d of %d)", h.Timeout, h.SettledAtEnd, h.Objects)
+	}
+	p("| hostile objects | settled after | restarts | peak RSS MiB | quiet bumps (landed / superseded / unlanded) | quiet p50 | quiet p99 | quiet max | password leaks |\n")
+	p("| ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | --- |\n")
+	leaks := fmt.Sprintf("%d (fragments %d)", h.LeakTotal, h.FragmentHits)
+	if h.LeakTotal+h.FragmentHits > 0 {
+		leaks = "**" + leaks + "**"
+	}
+	p("| %d | %s | %d | %.1f | %d (%d / %d / %d) | %s | %s | %s | %s |\n\n", h.Objects, settle, h.Restarts, mib(h.PeakRSSKiB),
+		h.Quiet.Bumps, h.Quiet.Landed, h.Quiet.Superseded, h.Quiet.Unlanded, ms(h.Quiet.P50ms), ms(h.Quiet.P99ms), ms(h.Quiet.MaxMs), leaks)
+
+	p("Each kind's Ready reasons at the end (\"(no condition)\": the controller never wrote one), against the\n")
+	p("expected ones; the sample message has every form of the password replaced by its name.\n\n")
+	p("| kind | what | expected | reasons | sample message |\n| --- | --- | --- | --- | --- |\n")
+	for _, k := range h.Kinds {
+		p("| %s | %s | %s | %s | %s |\n", k.Kind, k.What, k.Expected, joinSorted(k.Reasons, "%s x%d", "none"), cell(k.Sample, 240))
+	}
+	p("\nThe password (holding `\"`, `\\`, a newline, `<` and \\x01) searched for in every form, counted in the\n")
+	p("controller's log (all its runs, %d bytes), the AWSSecrets' Ready messages and the %d Events of both namespaces.\n", h.LogBytes, h.Events)
+	p("Each form is also searched as klog or a JSON log line would quote it again; a verbatim value that klog\n")
+	p("quotes shows as Go-quoted. \"any fragment\" counts the password's random parts in any case and quoting.\n")
+	p("This is a measurement: the run does not fail on a leak.\n\n")
+	p("| form | controller log | status messages | events |\n| --- | ---: | ---: | ---: |\n")
+	for _, l := range h.Leaks {
+		mark := ""
+		if l.Log+l.Status+l.Events > 0 {
+			mark = " **LEAK**"
+		}
+		p("| %s%s | %d | %d | %d |\n", l.Form, mark, l.Log, l.Status, l.Events)
+	}
+	p("\n")
+	incarnationsMarkdown(p, h.Incarnations)
+}
+
+func incarnationsMarkdown(p func(string, ...any), incs []incarnation) {
+	p("Controller runs:\n\n| run | started | lived | peak RSS MiB | exit |\n| --- | --- | ---: | ---: | --- |\n")
+	for _, inc := range incs {
+		lived, exit := "running at the end", inc.Exit
+		if !inc.Ended.IsZero() {
+			lived = fmt.Sprintf("%.1f s", inc.Ended.Sub(inc.Started).Seconds())
+		}
+		if exit == "" {
+			exit = "stopped by the bench"
+		}
+		p("| %s | %s | %s | %.1f | %s |\n", inc.Name, inc.Started.Format("15:04:05"), lived, mib(inc.PeakRSSKiB), cell(exit, 200))
+	}
+}
+
+func limitText(limitMiB int) string {
+	if limitMiB <= 0 {
+		return "no memory limit"
+	}
+	return fmt.Sprintf("memory limit of %d MiB (SIGKILL when the RSS, sampled every %s, passes it)", limitMiB, pollInterval)
+}
+
+func ms(v float64) string {
+	if v >= 10000 {
+		return fmt.Sprintf("%.1f s", v/1000)
+	}
+	return fmt.Sprintf("%.0f ms", v)
+}
+
+// cell makes text fit a markdown table cell: one line, no pipes, at most n bytes.
+func cell(s string, n int) string {
+	s = strings.NewReplacer("\n", "\\n", "|", "\\|", "\r", "\\r").Replace(s)
+	return truncateString(s, n)
 }
 
 func params(m map[string]any) string { return joinSorted(m, "%s=%v", "") }
