@@ -349,14 +349,14 @@ func TestMappingErrors(t *testing.T) {
 		"template names a missing key": {
 			patch:         `{"spec":{"template":{"data":{"url":"https://{{ .username }}:{{ .pasword }}@api.example.internal"}}}}`,
 			wantReason:    v1alpha1.ReasonInvalidTemplate,
-			wantInMessage: []string{`"url"`, "pasword"},
+			wantInMessage: []string{`"url" at line 1, column 27`, "it names a key the gathered data does not have"},
 		},
 		// text/template's own error for eq of two maps prints both, values and all: the
-		// controller withholds it.
+		// controller's message is built from the key, the position and the kind of failure.
 		"render error that would quote a value": {
 			patch:         `{"spec":{"template":{"data":{"url":"{{ eq . $ }}"}}}}`,
 			wantReason:    v1alpha1.ReasonInvalidTemplate,
-			wantInMessage: []string{`"url"`, "withheld"},
+			wantInMessage: []string{`"url" at line 1, column 3`, "a value has a type the function does not take"},
 		},
 		// A range over a value (whose error would quote it) is refused before it runs.
 		"range over a value": {
