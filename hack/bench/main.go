@@ -407,14 +407,14 @@ func (b *bench) counters(ctx context.Context) (counters, error) {
 	return c, nil
 }
 
-// fill completes a scenario with the differences since before, and the controller's memory.
-func (b *bench) fill(ctx context.Context, s *scenario, before counters, ctrlCallsBefore int) error {
-	// Events are posted asynchronously: let the counts settle before reading them.
+// settledCounters reads the counters once their write counts have stopped moving for three
+// seconds: events are posted asynchronously.
+func (b *bench) settledCounters(ctx context.Context) (counters, error) {
 	var after counters
-	var err error
 	for stable, last := 0, -1.0; stable < 3; {
+		var err error
 		if after, err = b.counters(ctx); err != nil {
-			return err
+			return counters{}, err
 		}
 		total := 0.0
 		for _, v := range after.writes {
@@ -426,6 +426,16 @@ func (b *bench) fill(ctx context.Context, s *scenario, before counters, ctrlCall
 			stable, last = 0, total
 		}
 		time.Sleep(time.Second)
+	}
+	return after, nil
+}
+
+// fill completes a scenario with the differences since before, and the controller's memory.
+func (b *bench) fill(ctx context.Context, s *scenario, before counters, ctrlCallsBefore int) error {
+	// Events are posted asynchronously: let the counts settle before reading them.
+	after, err := b.settledCounters(ctx)
+	if err != nil {
+		return err
 	}
 	s.AWSCallsMetrics = after.awsCalls - ctrlCallsBefore
 	s.AWSCallsKumo = after.kumoCalls - before.kumoCalls

@@ -511,22 +511,9 @@ func (b *bench) n1Noisy(ctx context.Context) (scenario, error) {
 // fillSupervised completes a scenario row for a supervised controller: the differences since
 // before, and the running process's memory.
 func (b *bench) fillSupervised(ctx context.Context, s *scenario, sup *supervisor, before counters, callsBefore float64) error {
-	var after counters
-	var err error
-	for stable, last := 0, -1.0; stable < 3; {
-		if after, err = b.counters(ctx); err != nil {
-			return err
-		}
-		total := 0.0
-		for _, v := range after.writes {
-			total += v
-		}
-		if total == last {
-			stable++
-		} else {
-			stable, last = 0, total
-		}
-		time.Sleep(time.Second)
+	after, err := b.settledCounters(ctx)
+	if err != nil {
+		return err
 	}
 	s.AWSCallsMetrics = int(sup.metric("aws_secret_controller_aws_api_calls_total", map[string]string{"operation": "GetSecretValue"}) - callsBefore)
 	s.AWSCallsKumo = after.kumoCalls - before.kumoCalls

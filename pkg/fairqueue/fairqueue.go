@@ -203,16 +203,7 @@ func (q *Queue[T]) pushLocked(item T, p Priority) {
 // hint (or no hint) promotes a Low item to the back of its tenant's High FIFO; otherwise the
 // item keeps its place. Touch never demotes. For an item that is not queued, Touch acts as
 // Push, which client-go never relies on but keeps Len honest if a caller does.
-func (q *Queue[T]) Touch(item T) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	p := q.takeHint(item)
-	if st, ok := q.items[item]; ok {
-		q.touchLocked(item, st, p)
-		return
-	}
-	q.pushLocked(item, p)
-}
+func (q *Queue[T]) Touch(item T) { q.Push(item) }
 
 // touchLocked applies priority p to the queued item. Callers hold q.mu.
 func (q *Queue[T]) touchLocked(item T, st itemState, p Priority) {
