@@ -27,7 +27,7 @@ IMAGE ?= ghcr.io/mumoshu/aws-secret-controller
 CHART_REPO ?= oci://ghcr.io/mumoshu/charts
 VERSION_LDFLAGS = -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build generate verify fmt-check vet test unit e2e fuzz tools node-tools node-packages demo demo-cluster bench faults clean
+.PHONY: all build generate verify fmt-check vet test unit e2e fuzz tools node-tools node-packages demo demo-cluster bench faults mutate clean
 
 all: build
 
@@ -174,6 +174,17 @@ BENCHFLAGS ?=
 bench: tools build
 	$(GO) build -o $(BIN)/bench ./hack/bench
 	$(BIN)/bench --repo $(CURDIR) $(BENCHFLAGS)
+
+# Mutation testing (not part of `make test`): the project's own mutants (hack/mutate/mutants.go),
+# each expected to turn a named test red, then gremlins over each package, on a copy of the tree;
+# writes docs/mutation.md. Tens of minutes on 2 cores (pkg/controller dominates). Only the
+# project mutants: make mutate MUTATEFLAGS='--gremlins='.
+MUTATEFLAGS ?=
+mutate: $(BIN)/gremlins
+	$(GO) run ./hack/mutate --repo $(CURDIR) --gremlins $(BIN)/gremlins $(MUTATEFLAGS)
+
+$(BIN)/gremlins: hack/tools/gremlins/go.mod hack/tools/gremlins/go.sum
+	cd hack/tools/gremlins && $(GO) build -o $@ github.com/go-gremlins/gremlins/cmd/gremlins
 
 # Fault suite on the local stack (not part of `make test`, which runs its smoke: TestFaultsSmoke):
 # each scenario kills, cuts or slows a dependency under 1,000 AWSSecrets and checks nothing is

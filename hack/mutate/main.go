@@ -1,0 +1,230 @@
+// Command mutate breaks the code on purpose and checks that a test notices: the project's own
+// mutants (mutants.go: calls removed, checks and selectors made no-ops, inputs dropped, each
+// expected to turn a named test red), then gremlins' arithmetic and comparison mutants over each
+// package. It works on a copy of the repository's tracked files, never on the tree itself, and
+// writes docs/mutation.md. `make mutate` runs it; it is not part of `make test`.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+func main() {
+	repo := flag.String("repo", ".", "The repository.")
+	gremlins := flag.String("gremlins", "bin/gremlins", "The gremlins binary; empty skips gremlins.")
+	packages := flag.String("packages", "./pkg/tenancy,./pkg/fairqueue,./pkg/render,./pkg/awssm,./pkg/bump,./cmd/update-aws-secret-ids,./pkg/controller,./cmd/aws-secret-controller", "Packages gremlins mutates, comma separated.")
+	timeout := flag.Duration("gremlins-timeout", 20*time.Minute, "How long gremlins may take for one package.")
+	only := flag.String("only", "", "Run only the project mutants whose name matches this regular expression, and no gremlins.")
+	out := flag.String("out", "docs/mutation.md", "The report.")
+	flag.Parse()
+	if err := run(*repo, *gremlins, *packages, *timeout, *only, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "mutate:", err)
+		os.Exit(1)
+	}
+}
+
+// outcome is what became of one project mutant.
+type outcome struct {
+	mutant
+	// killed: the named test failed; survived: it passed; invalid: the mutant did not apply or
+	// did not build, which says the mutants table is stale.
+	result string
+	took   time.Duration
+}
+
+// gremlinsRun is gremlins' summary for one package.
+type gremlinsRun struct {
+	pkg                                            string
+	killed, lived, notCovered, timedOut, notViable int
+	took                                           time.Duration
+	err                                            string
+	survivors                                      []string
+}
+
+func run(repo, gremlins, packages string, timeout time.Duration, only, out string) error {
+	repo, err := filepath.Abs(repo)
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "mutate-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	if err := copyTracked(repo, work); err != nil {
+		return err
+	}
+	var filter *regexp.Regexp
+	if only != "" {
+		if filter, err = regexp.Compile(only); err != nil {
+			return err
+		}
+	}
+	var outcomes []outcome
+	for _, m := range mutants {
+		if filter != nil && !filter.MatchString(m.name) {
+			continue
+		}
+		o := apply(work, m)
+		fmt.Printf("%-8s %s (%s -run %s, %s)\n", o.result, m.name, m.pkg, m.test, o.took.Round(time.Second))
+		outcomes = append(outcomes, o)
+	}
+	var runs []gremlinsRun
+	if gremlins != "" && filter == nil {
+		bin := gremlins
+		if !filepath.IsAbs(bin) {
+			bin = filepath.Join(repo, bin)
+		}
+		for _, pkg := range strings.Split(packages, ",") {
+			r := unleash(work, bin, pkg, timeout)
+			fmt.Printf("gremlins %s: killed %d, lived %d, not covered %d, timed out %d, not viable %d (%s) %s\n",
+				pkg, r.killed, r.lived, r.notCovered, r.timedOut, r.notViable, r.took.Round(time.Second), r.err)
+			runs = append(runs, r)
+		}
+	}
+	if filter != nil {
+		return nil
+	}
+	return os.WriteFile(filepath.Join(repo, out), report(outcomes, runs), 0o644)
+}
+
+// copyTracked copies the files git tracks, as they are in the working tree, into dir.
+func copyTracked(repo, dir string) error {
+	list, err := exec.Command("git", "-C", repo, "ls-files", "-z").Output()
+	if err != nil {
+		return fmt.Errorf("git ls-files: %w", err)
+	}
+	for _, name := range strings.Split(strings.TrimRight(string(list), "\x00"), "\x00") {
+		data, err := os.ReadFile(filepath.Join(repo, name))
+		if os.IsNotExist(err) {
+			continue // deleted in the working tree
+		}
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(dst, data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply applies one mutant in work, runs its test, and restores the file.
+func apply(work string, m mutant) outcome {
+	start := time.Now()
+	o := outcome{mutant: m}
+	path := filepath.Join(work, m.file)
+	original, err := os.ReadFile(path)
+	if err != nil {
+		o.result = "invalid"
+		return o
+	}
+	defer os.WriteFile(path, original, 0o644)
+	mutated := string(original)
+	for _, e := range m.edits {
+		if strings.Count(mutated, e.old) != 1 {
+			o.result = "invalid"
+			return o
+		}
+		mutated = strings.Replace(mutated, e.old, e.new, 1)
+	}
+	if err := os.WriteFile(path, []byte(mutated), 0o644); err != nil {
+		o.result = "invalid"
+		return o
+	}
+	cmd := exec.Command("go", "test", "-count=1", "-run", m.test, m.pkg)
+	cmd.Dir = work
+	output, err := cmd.CombinedOutput()
+	o.took = time.Since(start)
+	switch {
+	case err == nil:
+		o.result = "survived"
+	case bytes.Contains(output, []byte("[build failed]")) || bytes.Contains(output, []byte("[setup failed]")):
+		o.result = "invalid"
+	case bytes.Contains(output, []byte("--- FAIL")):
+		o.result = "killed"
+	default:
+		o.result = "invalid"
+	}
+	return o
+}
+
+// summary matches gremlins' closing counts.
+var summary = map[string]*regexp.Regexp{
+	"killed":     regexp.MustCompile(`Killed: (\d+)`),
+	"lived":      regexp.MustCompile(`Lived: (\d+)`),
+	"notCovered": regexp.MustCompile(`Not covered: (\d+)`),
+	"timedOut":   regexp.MustCompile(`Timed out: (\d+)`),
+	"notViable":  regexp.MustCompile(`Not viable: (\d+)`),
+}
+
+var livedLine = regexp.MustCompile(`(?m)^\s*LIVED\s+(.*)$`)
+
+// unleash runs gremlins over one package of the copy.
+func unleash(work, bin, pkg string, timeout time.Duration) gremlinsRun {
+	r := gremlinsRun{pkg: pkg}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "unleash", "--workers", "1", "--test-cpu", "2", "--timeout-coefficient", "3", pkg)
+	cmd.Dir = work
+	output, err := cmd.CombinedOutput()
+	r.took = time.Since(start)
+	if ctx.Err() != nil {
+		r.err = fmt.Sprintf("stopped after %s", timeout)
+	} else if err != nil {
+		r.err = err.Error()
+	}
+	counts := map[string]*int{"killed": &r.killed, "lived": &r.lived, "notCovered": &r.notCovered, "timedOut": &r.timedOut, "notViable": &r.notViable}
+	for k, re := range summary {
+		if m := re.FindSubmatch(output); m != nil {
+			fmt.Sscan(string(m[1]), counts[k])
+		}
+	}
+	for _, m := range livedLine.FindAllSubmatch(output, -1) {
+		r.survivors = append(r.survivors, strings.TrimSpace(string(m[1])))
+	}
+	return r
+}
+
+func report(outcomes []outcome, runs []gremlinsRun) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# Mutation testing\n\nGenerated by `hack/mutate` (`make mutate`) on %s. Each mutant breaks a copy of the\n", time.Now().UTC().Format(time.RFC3339))
+	b.WriteString("tree on purpose; a test must fail. The project's own mutants are the kinds of breakage a review\n")
+	b.WriteString("found no test for (calls removed, checks and selectors made no-ops, inputs dropped from a hash);\n")
+	b.WriteString("gremlins adds arithmetic and comparison flips.\n\n## Project mutants\n\n")
+	b.WriteString("| mutant | file | test that must fail | result |\n| --- | --- | --- | --- |\n")
+	for _, o := range outcomes {
+		fmt.Fprintf(&b, "| %s | `%s` | `%s -run %s` | %s |\n", o.name, o.file, o.pkg, o.test, o.result)
+	}
+	if len(runs) > 0 {
+		b.WriteString("\n## gremlins v0.6.0\n\n`gremlins unleash --workers 1 --test-cpu 2 --timeout-coefficient 3 PKG` on the copy.\n\n")
+		b.WriteString("| package | killed | lived | not covered | timed out | not viable | took | note |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+		for _, r := range runs {
+			fmt.Fprintf(&b, "| `%s` | %d | %d | %d | %d | %d | %s | %s |\n", r.pkg, r.killed, r.lived, r.notCovered, r.timedOut, r.notViable, r.took.Round(time.Second), r.err)
+		}
+		for _, r := range runs {
+			if len(r.survivors) == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "\nSurvivors in `%s`:\n\n", r.pkg)
+			for _, s := range r.survivors {
+				fmt.Fprintf(&b, "- %s\n", s)
+			}
+		}
+	}
+	return b.Bytes()
+}
