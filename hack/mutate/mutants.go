@@ -158,7 +158,7 @@ var mutants = []mutant{
 		pkg:   "./cmd/update-aws-secret-ids", test: "TestStage",
 	},
 	{
-		name:  "a namespace annotation without a pattern allows everything",
+		name:  "the namespace allow-list not consulted",
 		file:  "pkg/tenancy/tenancy.go",
 		edits: []edit{{"p.Mode == ModeAllowList && !namespacePatterns.Allows(id)", "false && p.Mode == ModeAllowList && !namespacePatterns.Allows(id)"}},
 		pkg:   "./pkg/tenancy", test: "TestDecide",

@@ -144,8 +144,11 @@ type SecretTemplate struct {
 	// functions are text/template's own and b64enc, b64dec, trim, upper, lower, quote, toJson
 	// and urlEscape; none reaches the network, the filesystem or the environment. define, block
 	// and template are refused; range may only go over the gathered keys (range . outside with
-	// and range, or range $), not inside another range; numbers must lie within ±65536; a key
-	// renders at most 1 MiB.
+	// and range, or range $), not inside another range; numbers must lie within ±65536. Rendering
+	// runs under a budget charged as it runs: 4 MiB of values produced in all (every function's
+	// result, intermediate ones included), 1 MiB of Secret data across keys, printf widths and
+	// precisions of at most 4096, 64 KiB of template per key; past it the sync fails with
+	// InvalidTemplate naming the key and the limit.
 	// +required
 	// +kubebuilder:validation:MinProperties=1
 	// +kubebuilder:validation:MaxProperties=256
