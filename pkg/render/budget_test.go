@@ -391,3 +391,17 @@ func TestTemplateErrorsSayWhereAndWhat(t *testing.T) {
 		})
 	}
 }
+
+// TestOversizedDataIsNotATemplateError: without a template, data past the Secret's size are
+// not the rendering's failure: the controller refuses them with the Secret's own check
+// (InvalidSecret), not as InvalidTemplate.
+func TestOversizedDataIsNotATemplateError(t *testing.T) {
+	spec := v1alpha1.AWSSecretSpec{StringDataFrom: &v1alpha1.DataSource{SecretsManagerSecretRef: ref("big")}}
+	data, err, _ := renderSpec(context.Background(), t, spec, map[string]string{"big": manyKeys(3, repeat("v", 600_000))}, DefaultLimits)
+	if err != nil {
+		t.Fatalf("error %v, want the data (the Secret's own check refuses their size)", err)
+	}
+	if len(data) != 4 {
+		t.Errorf("%d keys, want 4", len(data))
+	}
+}

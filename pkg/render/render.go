@@ -166,9 +166,8 @@ func (m *Mapping) Data(ctx context.Context, read Reader) (map[string][]byte, err
 		gathered[e.Key] = value
 	}
 	if m.templates == nil {
-		if err := b.output(size(gathered)); err != nil {
-			return nil, budgetFailure(err.(*kindError), "the Secret", b.limits)
-		}
+		// Without a template the data are the gathered keys, already charged; the Secret's
+		// size is checked against its type with the rest of it (InvalidSecret).
 		return gathered, nil
 	}
 	return m.templates.render(gathered, b)
