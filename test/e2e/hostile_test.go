@@ -46,8 +46,9 @@ func TestHostileAndNoisyNeighbours(t *testing.T) {
 	path := strings.Repeat("a.", 499) + "missing"
 
 	// A slow client makes the noisy namespace's backlog last, so that the quiet bump has a
-	// queue to overtake.
-	p := startController(t, "controller", env.Kubeconfig, nil, "--kube-api-qps", "40", "--kube-api-burst", "40")
+	// queue to overtake; few workers keep the syncs already in flight when it arrives (which
+	// no queue order can overtake) few beside that backlog.
+	p := startController(t, "controller", env.Kubeconfig, nil, "--kube-api-qps", "40", "--kube-api-burst", "40", "--workers", "4")
 
 	quote24 := "{{ .password" + strings.Repeat(" | quote", 24) + " }}"
 	bombs := map[string]struct {
