@@ -243,12 +243,7 @@ func (b *budget) reserve(bound int64) error {
 func (b *budget) settle(bound int64, used int) { b.produced -= bound - int64(used) }
 
 // charge counts n bytes that were produced.
-func (b *budget) charge(n int) error {
-	if err := b.reserve(int64(n)); err != nil {
-		return err
-	}
-	return nil
-}
+func (b *budget) charge(n int) error { return b.reserve(int64(n)) }
 
 // output counts n bytes of the Secret's data.
 func (b *budget) output(n int64) error {
