@@ -63,6 +63,11 @@ type config struct {
 	restartBackoff  time.Duration
 	keepLogs        string
 	hostileKinds    string
+	valueSize       int
+	valueMix        bool
+	convergeTimeout time.Duration
+	createWorkers   int
+	baseline        bool
 }
 
 func main() {
@@ -96,7 +101,20 @@ func main() {
 	flag.IntVar(&c.memoryLimitMiB, "memory-limit-mib", 256, "N1, H1: the emulated container memory limit: the controller is killed (SIGKILL, counted as OOMKilled) when its RSS passes it, and restarted with kubelet's backoff. 256 is the Deployment's limits.memory. An address-space limit (RLIMIT_AS) of 4 times as much (at least 2 GiB) above what it has after 1 s backs it up. 0 turns both off: nothing then keeps a runaway controller from the machine's memory.")
 	flag.DurationVar(&c.restartBackoff, "restart-backoff", 10*time.Second, "N1, H1: the first restart delay after an unplanned exit; it doubles, to at most 5 minutes, like kubelet's CrashLoopBackOff.")
 	flag.StringVar(&c.keepLogs, "keep-logs", "", "N1, H1: a folder to copy the controller's logs to (the stack's folder is removed at the end).")
+	flag.IntVar(&c.valueSize, "value-size", defaultValueSize, "Bytes of the password value in every Secrets Manager version the S scenarios create (the K versions and S4's new ones): random (crypto/rand), base64url, in {\"username\":...,\"password\":...}.")
+	flag.BoolVar(&c.valueMix, "value-mix", false, "Instead of one --value-size, a realistic mix by version index: "+valueMixText+" (exactly 16, 3 and 1 of every 20 consecutive versions). Exclusive with a non-default --value-size.")
+	flag.DurationVar(&c.convergeTimeout, "converge-timeout", 10*time.Minute, "S1, S3, S4, S5: how long a controller gets to sync every AWSSecret (and, if longer than 5m, to become ready) before the run fails.")
+	flag.IntVar(&c.createWorkers, "create-workers", 32, "Concurrent creates by the driver when it sets up the N AWSSecrets and S5's unrelated Secrets (its client has QPS 2000, burst 4000).")
+	flag.BoolVar(&c.baseline, "baseline", true, "Measure the plain client-go loop (and the unlimited ceiling) before S1: N Secret creates each. false skips both, e.g. for a scale run; S1's \"within 1.5x\" target then reads \"not measured\".")
 	flag.Parse()
+	if err := checkValueFlags(c.valueSize, c.valueMix); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	if c.createWorkers < 1 {
+		fmt.Fprintln(os.Stderr, "bench: --create-workers must be at least 1")
+		os.Exit(2)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -149,7 +167,13 @@ type scenario struct {
 	RSSKiB          int64              `json:"rssKiB"`
 	PeakRSSKiB      int64              `json:"peakRssKiB"`
 	HeapInuseMiB    float64            `json:"heapInuseMiB"`
-	Notes           string             `json:"notes,omitempty"`
+	// The S scenarios' memory per AWSSecret: the bytes of the Secret data values (username and
+	// password) of the versions the AWSSecrets pin, averaged over them, and the RSS and heap in
+	// use at the scenario's end divided by their number (no idle baseline is subtracted).
+	ValueBytesPerObject float64 `json:"valueBytesPerObject,omitempty"`
+	RSSKiBPerObject     float64 `json:"rssKiBPerObject,omitempty"`
+	HeapKiBPerObject    float64 `json:"heapKiBPerObject,omitempty"`
+	Notes               string  `json:"notes,omitempty"`
 }
 
 // bench holds the running stack and clients.
@@ -159,9 +183,11 @@ type bench struct {
 	kube     kubernetes.Interface
 	client   versioned.Interface
 	sm       *secretsmanager.Client
-	versions []string // versionId of bench/secret-<i>
-	ctrl     *testenv.Controller
-	ctrlN    int
+	versions []string // versionId of bench/secret-<i>, the version the AWSSecrets pin
+	// valueBytes are the bytes of the data values (username + password) of versions[i].
+	valueBytes []int
+	ctrl       *testenv.Controller
+	ctrlN      int
 	// sSetup: the S scenarios' objects exist (N1 and H1 delete them first).
 	sSetup bool
 	n1     *noisyResult
@@ -180,7 +206,7 @@ func run(ctx context.Context, c config) error {
 		Date:       time.Now().UTC().Format(time.RFC3339),
 		Command:    drive.Command("bench", "BENCHFLAGS"),
 		Machine:    machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, MemTotal: drive.MemTotal()},
-		Parameters: map[string]any{"objects": c.objects, "namespaces": c.namespaces, "versions": c.versions, "steady": c.steady.String(), "rolloutFraction": c.rolloutFraction, "unrelated": c.unrelated, "unrelatedSize": c.unrelatedSize, "qps": c.qps, "burst": c.burst, "workers": c.workers, "controllerArgs": c.controllerArgs, "controllerEnv": c.controllerEnv, "scenarios": c.scenarios, "etcdFsync": c.etcdFsync},
+		Parameters: map[string]any{"objects": c.objects, "namespaces": c.namespaces, "versions": c.versions, "steady": c.steady.String(), "rolloutFraction": c.rolloutFraction, "unrelated": c.unrelated, "unrelatedSize": c.unrelatedSize, "qps": c.qps, "burst": c.burst, "workers": c.workers, "controllerArgs": c.controllerArgs, "controllerEnv": c.controllerEnv, "scenarios": c.scenarios, "etcdFsync": c.etcdFsync, "convergeTimeout": c.convergeTimeout.String(), "createWorkers": c.createWorkers, "baseline": c.baseline},
 		Setup:      map[string]string{},
 		LoadBefore: drive.LoadAverage(),
 	}
@@ -211,6 +237,11 @@ func run(ctx context.Context, c config) error {
 	}
 	if c.controllerBin != "" {
 		r.Parameters["controllerBin"] = c.controllerBin
+	}
+	if c.valueMix {
+		r.Parameters["valueMix"] = valueMixText
+	} else {
+		r.Parameters["valueSize"] = c.valueSize
 	}
 	if len(newSteps) > 0 {
 		for k, v := range map[string]any{"noisyObjects": c.noisyObjects, "noisyWorkers": c.noisyWorkers, "noisyTimeout": c.noisyTimeout.String(), "bumpInterval": c.bumpInterval.String(), "minBumps": c.minBumps, "hostileTimeout": c.hostileTimeout.String(), "hostileCopies": c.hostileCopies, "hostileKinds": c.hostileKinds, "memoryLimitMiB": c.memoryLimitMiB, "restartBackoff": c.restartBackoff.String()} {
@@ -247,13 +278,17 @@ func run(ctx context.Context, c config) error {
 		}
 		r.Setup["create K versions in kumo"] = since(start)
 
-		drive.Logf("baseline: %d Secret creates by a plain client-go loop at the controller's QPS", c.objects)
-		if r.Baseline, err = b.baseline(ctx, c.qps, c.burst, c.workers); err != nil {
-			return err
-		}
-		drive.Logf("ceiling: the same creates with no client-side limit")
-		if r.Ceiling, err = b.baseline(ctx, 100000, 100000, 64); err != nil {
-			return err
+		if c.baseline {
+			drive.Logf("baseline: %d Secret creates by a plain client-go loop at the controller's QPS", c.objects)
+			if r.Baseline, err = b.baseline(ctx, c.qps, c.burst, c.workers); err != nil {
+				return err
+			}
+			drive.Logf("ceiling: the same creates with no client-side limit")
+			if r.Ceiling, err = b.baseline(ctx, 100000, 100000, 64); err != nil {
+				return err
+			}
+		} else {
+			drive.Logf("baseline and ceiling skipped (--baseline=false)")
 		}
 
 		start = time.Now()
@@ -277,6 +312,9 @@ func run(ctx context.Context, c config) error {
 			return err
 		}
 		drive.Logf("%s: %.1fs, AWS calls %d (kumo %d, want %d), writes %v, RSS %d KiB (peak %d KiB), heap in use %.1f MiB", s.Name, s.Seconds, s.AWSCallsMetrics, s.AWSCallsKumo, s.WantAWSCalls, s.Writes, s.RSSKiB, s.PeakRSSKiB, s.HeapInuseMiB)
+		if s.ValueBytesPerObject > 0 {
+			drive.Logf("%s: per AWSSecret: %.0f bytes of secret data, RSS %.2f KiB, heap %.2f KiB", s.Name, s.ValueBytesPerObject, s.RSSKiBPerObject, s.HeapKiBPerObject)
+		}
 		r.Scenarios = append(r.Scenarios, s)
 	}
 	r.Noisy, r.Hostile = b.n1, b.h1
@@ -287,17 +325,44 @@ func run(ctx context.Context, c config) error {
 // createVersions creates K secrets in the emulator, one version each.
 func (b *bench) createVersions(ctx context.Context) error {
 	b.versions = make([]string, b.cfg.versions)
+	b.valueBytes = make([]int, b.cfg.versions)
 	return drive.Parallel(ctx, b.cfg.versions, 16, func(ctx context.Context, i int) error {
+		value, size := b.secretString(i)
 		out, err := b.sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
 			Name:         aws.String(fmt.Sprintf("bench/secret-%04d", i)),
-			SecretString: aws.String(fmt.Sprintf(`{"username":"user-%d","password":%q}`, i, drive.RandomString())),
+			SecretString: aws.String(value),
 		})
 		if err != nil {
 			return err
 		}
-		b.versions[i] = aws.ToString(out.VersionId)
+		b.versions[i], b.valueBytes[i] = aws.ToString(out.VersionId), size
 		return nil
 	})
+}
+
+// secretString is a new value for bench/secret-<k>, with a password of --value-size bytes (or
+// of the --value-mix size of k), and the bytes of its data values. It is a secret: never print it.
+func (b *bench) secretString(k int) (value string, dataBytes int) {
+	size := b.cfg.valueSize
+	if b.cfg.valueMix {
+		size = mixSize(k)
+	}
+	username, password := fmt.Sprintf("user-%d", k), randomValue(size)
+	// The password is base64url: %q quotes it as JSON would.
+	return fmt.Sprintf(`{"username":%q,"password":%q}`, username, password), len(username) + len(password)
+}
+
+// valueBytesPerObject is the bytes of secret data an AWSSecret's Secret holds, on average over
+// the N AWSSecrets: AWSSecret i pins version i mod K.
+func (b *bench) valueBytesPerObject() float64 {
+	if b.cfg.objects <= 0 || len(b.valueBytes) == 0 {
+		return 0
+	}
+	total := 0
+	for i := range b.cfg.objects {
+		total += b.valueBytes[i%len(b.valueBytes)]
+	}
+	return float64(total) / float64(b.cfg.objects)
 }
 
 // baseline creates N small Secrets with a plain client-go loop at the given client rate limit
@@ -339,7 +404,7 @@ func (b *bench) createAWSSecrets(ctx context.Context) error {
 			return err
 		}
 	}
-	return drive.Parallel(ctx, b.cfg.objects, 32, func(ctx context.Context, i int) error {
+	return drive.Parallel(ctx, b.cfg.objects, b.cfg.createWorkers, func(ctx context.Context, i int) error {
 		k := i % b.cfg.versions
 		_, err := b.client.MumoshuV1alpha1().AWSSecrets(b.namespace(i)).Create(ctx, &v1alpha1.AWSSecret{
 			ObjectMeta: metav1.ObjectMeta{Name: b.name(i)},
@@ -357,7 +422,7 @@ func (b *bench) startController(ctx context.Context) error {
 	args := []string{"--workers", fmt.Sprint(b.cfg.workers), "--kube-api-qps", fmt.Sprint(b.cfg.qps), "--kube-api-burst", fmt.Sprint(b.cfg.burst)}
 	args = append(args, strings.Fields(b.cfg.controllerArgs)...)
 	ctrl, err := b.env.StartController(ctx, testenv.ControllerOptions{
-		Name: fmt.Sprintf("controller-%d", b.ctrlN), Binary: b.controllerBinary(), Args: args, Env: strings.Fields(b.cfg.controllerEnv), ReadyTimeout: 5 * time.Minute,
+		Name: fmt.Sprintf("controller-%d", b.ctrlN), Binary: b.controllerBinary(), Args: args, Env: strings.Fields(b.cfg.controllerEnv), ReadyTimeout: max(5*time.Minute, b.cfg.convergeTimeout),
 	})
 	if err != nil {
 		return err
@@ -449,8 +514,16 @@ func (b *bench) fill(ctx context.Context, s *scenario, before counters, ctrlCall
 		return err
 	}
 	heap, err := b.ctrl.Metric("go_memstats_heap_inuse_bytes", nil)
+	if err != nil {
+		return err
+	}
 	s.HeapInuseMiB = heap / (1 << 20)
-	return err
+	if n := float64(b.cfg.objects); n > 0 {
+		s.ValueBytesPerObject = b.valueBytesPerObject()
+		s.RSSKiBPerObject = float64(s.RSSKiB) / n
+		s.HeapKiBPerObject = heap / 1024 / n
+	}
+	return nil
 }
 
 // waitSyncs polls the controller's syncs_total{result} until it reaches n.
@@ -524,7 +597,7 @@ func (b *bench) startAndConverge(ctx context.Context, s *scenario, result string
 	if err := b.startController(ctx); err != nil {
 		return err
 	}
-	if err := b.waitSyncs(ctx, result, float64(b.cfg.objects), 10*time.Minute); err != nil {
+	if err := b.waitSyncs(ctx, result, float64(b.cfg.objects), b.cfg.convergeTimeout); err != nil {
 		return err
 	}
 	s.Seconds = time.Since(start).Seconds()
@@ -559,16 +632,17 @@ func (b *bench) s4Rollout(ctx context.Context) (scenario, error) {
 	// is bumped: that is the fraction of the AWSSecrets, since they spread evenly over versions.
 	bumpedSecrets := int(float64(b.cfg.versions) * b.cfg.rolloutFraction)
 	s := scenario{Name: "S4 rollout", WantAWSCalls: bumpedSecrets}
-	newVersions := make([]string, bumpedSecrets)
+	newVersions, newBytes := make([]string, bumpedSecrets), make([]int, bumpedSecrets)
 	if err := drive.Parallel(ctx, bumpedSecrets, 16, func(ctx context.Context, k int) error {
+		value, size := b.secretString(k)
 		out, err := b.sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
 			SecretId:     aws.String(fmt.Sprintf("bench/secret-%04d", k)),
-			SecretString: aws.String(fmt.Sprintf(`{"username":"user-%d","password":%q}`, k, drive.RandomString())),
+			SecretString: aws.String(value),
 		})
 		if err != nil {
 			return err
 		}
-		newVersions[k] = aws.ToString(out.VersionId)
+		newVersions[k], newBytes[k] = aws.ToString(out.VersionId), size
 		return nil
 	}); err != nil {
 		return s, err
@@ -597,7 +671,10 @@ func (b *bench) s4Rollout(ctx context.Context) (scenario, error) {
 	}); err != nil {
 		return s, err
 	}
-	if err := b.waitSyncs(ctx, controller.ResultUpdated, updatedBefore+float64(len(bumped)), 10*time.Minute); err != nil {
+	// The bumped AWSSecrets now pin the new versions.
+	copy(b.versions, newVersions)
+	copy(b.valueBytes, newBytes)
+	if err := b.waitSyncs(ctx, controller.ResultUpdated, updatedBefore+float64(len(bumped)), b.cfg.convergeTimeout); err != nil {
 		return s, err
 	}
 	s.Seconds = time.Since(start).Seconds()
@@ -616,7 +693,7 @@ func (b *bench) s5Unrelated(ctx context.Context) (scenario, error) {
 	drive.Logf("S5: creating %d unrelated Secrets of %d bytes", b.cfg.unrelated, b.cfg.unrelatedSize)
 	payload := make([]byte, b.cfg.unrelatedSize)
 	_, _ = rand.Read(payload)
-	if err := drive.Parallel(ctx, b.cfg.unrelated, 32, func(ctx context.Context, i int) error {
+	if err := drive.Parallel(ctx, b.cfg.unrelated, b.cfg.createWorkers, func(ctx context.Context, i int) error {
 		_, err := b.kube.CoreV1().Secrets(b.namespace(i)).Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("unrelated-%05d", i)},
 			Data:       map[string][]byte{"blob": payload},

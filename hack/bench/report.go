@@ -31,10 +31,13 @@ func markdown(r report) string {
 		p("| %s | %.1f | %s / %d / %d | %s | %.1f (%.1f) | %.1f | %s |\n", s.Name, s.Seconds, metrics, s.AWSCallsKumo, s.WantAWSCalls,
 			writes(s.Writes), mib(s.RSSKiB), mib(s.PeakRSSKiB), s.HeapInuseMiB, s.Notes)
 	}
+	perObjectMarkdown(p, r.Scenarios)
 	if r.Baseline.Writes > 0 {
 		p("\nThroughput ceiling: a plain client-go loop creating %d Secrets with the controller's QPS, burst and\n", r.Baseline.Writes)
 		p("concurrency (QPS %d, %d workers) took **%.1f s** (%.0f writes/s). With no client-side limit (64 workers) the\n", r.Baseline.QPS, r.Baseline.Workers, r.Baseline.Seconds, r.Baseline.PerSec)
 		p("API server took %.1f s (%.0f writes/s): that is this machine's ceiling.\n\n", r.Ceiling.Seconds, r.Ceiling.PerSec)
+	} else if baselineSkipped(r) {
+		p("\nThroughput ceiling: not measured (--baseline=false): no plain client-go loop ran.\n\n")
 	} else {
 		p("\n")
 	}
@@ -63,8 +66,12 @@ func markdown(r report) string {
 	}
 	if s, ok := byName["S1"]; ok {
 		check("S1: all Ready within 60 s", fmt.Sprintf("%.1f s", s.Seconds), s.Seconds <= 60)
-		ratio := s.Seconds / r.Baseline.Seconds
-		check("S1: within 1.5x of the plain client-go loop", fmt.Sprintf("%.2fx (%.1f s / %.1f s)", ratio, s.Seconds, r.Baseline.Seconds), ratio <= 1.5)
+		if r.Baseline.Seconds > 0 {
+			ratio := s.Seconds / r.Baseline.Seconds
+			check("S1: within 1.5x of the plain client-go loop", fmt.Sprintf("%.2fx (%.1f s / %.1f s)", ratio, s.Seconds, r.Baseline.Seconds), ratio <= 1.5)
+		} else {
+			p("| S1: within 1.5x of the plain client-go loop | not measured (--baseline=false) | n/a |\n")
+		}
 		check("S1: peak RSS <= 150 MiB", fmt.Sprintf("%.1f MiB", mib(s.PeakRSSKiB)), mib(s.PeakRSSKiB) <= 150)
 	}
 	if s, ok := byName["S3"]; ok {
@@ -104,6 +111,35 @@ func markdown(r report) string {
 		hostileMarkdown(p, r.Hostile)
 	}
 	return b.String()
+}
+
+// baselineSkipped says the run skipped the plain client-go loop (--baseline=false).
+func baselineSkipped(r report) bool {
+	b, ok := r.Parameters["baseline"].(bool)
+	return ok && !b
+}
+
+// perObjectMarkdown renders the S scenarios' memory per AWSSecret, in a table of its own below
+// the scenarios' (whose columns stay as they were).
+func perObjectMarkdown(p func(string, ...any), scenarios []scenario) {
+	var rows []scenario
+	for _, s := range scenarios {
+		if s.ValueBytesPerObject > 0 || s.RSSKiBPerObject > 0 {
+			rows = append(rows, s)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	p("\nMemory per AWSSecret: the controller's RSS and Go heap in use when the scenario ends, each divided by\n")
+	p("the number of AWSSecrets. No idle figure is subtracted (S1 starts the controller after the objects exist, so\n")
+	p("there is none with zero objects): the process's fixed cost is included, which overstates the cost per\n")
+	p("object at small N. Secret data is the bytes of the data values (username and password) of the versions the\n")
+	p("AWSSecrets pin, averaged over the AWSSecrets, as the bench created them.\n\n")
+	p("| scenario | secret data bytes per object | RSS KiB per object | heap KiB per object |\n| --- | ---: | ---: | ---: |\n")
+	for _, s := range rows {
+		p("| %s | %.0f | %.2f | %.2f |\n", s.Name, s.ValueBytesPerObject, s.RSSKiBPerObject, s.HeapKiBPerObject)
+	}
 }
 
 // noisyMarkdown renders N1.

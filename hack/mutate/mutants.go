@@ -26,6 +26,24 @@ var mutants = []mutant{
 		pkg: "./pkg/awssm", test: "TestCacheSharesCallsInFlight",
 	},
 	{
+		name:  "the Secret cache keeps the data",
+		file:  "pkg/controller/controller.go",
+		edits: []edit{{"\t\tDropSecretData(secret)\n", "\t\t_ = secret\n"}},
+		pkg:   "./pkg/controller", test: "TestTheCacheHoldsNoValue",
+	},
+	{
+		name:  "a repair of the marks sends data",
+		file:  "pkg/controller/sync.go",
+		edits: []edit{{`patch, err := json.Marshal(map[string]any{"metadata": map[string]any{`, `patch, err := json.Marshal(map[string]any{"data": map[string]any{}, "metadata": map[string]any{`}},
+		pkg:   "./pkg/controller", test: "TestSyncHandler",
+	},
+	{
+		name:  "a type change reads AWS instead of the Secret's own data",
+		file:  "pkg/controller/sync.go",
+		edits: []edit{{"\t\tif live.UID == existing.UID && render.DataHash(live.Data) == have.hash {", "\t\tif false && live.UID == existing.UID {"}},
+		pkg:   "./pkg/controller", test: "TestSyncHandler",
+	},
+	{
 		name:  "the Secret informer's selector a no-op",
 		file:  "pkg/controller/secret.go",
 		edits: []edit{{`	o.LabelSelector = ManagedByLabel + "=" + ComponentName`, `	_ = o`}},

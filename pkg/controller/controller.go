@@ -87,8 +87,10 @@ type Options struct {
 	AWSSecretClient clientset.Interface
 	// AWSSecretInformer watches AWSSecrets.
 	AWSSecretInformer informers.AWSSecretInformer
-	// SecretInformer watches Secrets. Build its factory with ManagedSecretsOnly so that it caches
-	// only the controller's Secrets.
+	// SecretInformer watches Secrets. Build its factory with ManagedSecretsOnly, so that it caches
+	// only the controller's Secrets, and with WithTransform(TransformForCache), so that it caches
+	// their data's digest instead of the data. Without the transform the controller works the
+	// same, but every value stays in memory.
 	SecretInformer coreinformers.SecretInformer
 	// Versions reads Secrets Manager; normally an *awssm.Cache shared by every AWSSecret.
 	Versions VersionGetter
@@ -490,17 +492,19 @@ func policyChanged(old, new any) bool {
 }
 
 // TransformForCache is an informer transform that drops from cached objects what the controller
-// never reads: managedFields, and (but on Secrets, whose annotations it writes back) kubectl's
-// last-applied-configuration annotation, each often as large as the rest of a small object.
-// Pass it to WithTransform on the informer factories.
+// never reads between syncs: a Secret's data (replaced by their digest, see DropSecretData, so
+// that no secret value stays in memory), managedFields, and (but on Secrets, whose annotations it
+// writes back) kubectl's last-applied-configuration annotation, each often as large as the rest of
+// a small object. Pass it to WithTransform on the informer factories.
 func TransformForCache(obj any) (any, error) {
 	accessor, err := meta.Accessor(obj)
 	if err != nil {
 		return obj, nil // a tombstone or another wrapper: nothing to trim
 	}
 	accessor.SetManagedFields(nil)
-	if _, isSecret := obj.(*corev1.Secret); isSecret {
+	if secret, isSecret := obj.(*corev1.Secret); isSecret {
 		// A Secret's annotations are written back on update: another writer's must stay whole.
+		DropSecretData(secret)
 		return obj, nil
 	}
 	if annotations := accessor.GetAnnotations(); annotations[lastAppliedAnnotation] != "" {

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -152,7 +153,7 @@ func TestSyncHandler(t *testing.T) {
 			wantStatusWrite: true,
 			wantEvents:      []string{"Normal Updated"},
 		},
-		"metadata change only: update without an AWS call": {
+		"metadata change only: a patch of the marks, no data, no AWS call": {
 			awsSecret: func() *v1alpha1.AWSSecret {
 				a := withStatus(seed())
 				a.Spec.Metadata.Labels = map[string]string{"team": "payments"}
@@ -160,7 +161,7 @@ func TestSyncHandler(t *testing.T) {
 				return a
 			}(),
 			secret:          syncedSecret(seed(), map[string]string{"foo": secretValue}),
-			wantSecretVerbs: []string{"update"},
+			wantSecretVerbs: []string{"patch"},
 			wantData:        map[string]string{"foo": secretValue},
 			wantReason:      v1alpha1.ReasonSynced,
 			wantEvents:      []string{"Normal Updated"},
@@ -224,7 +225,7 @@ func TestSyncHandler(t *testing.T) {
 				s.Labels["added"] = "by-webhook"
 				return s
 			}(),
-			wantSecretVerbs: []string{"update"},
+			wantSecretVerbs: []string{"patch"},
 			wantData:        map[string]string{"foo": secretValue},
 			wantReason:      v1alpha1.ReasonSynced,
 			wantEvents:      []string{"Normal Updated"},
@@ -245,7 +246,7 @@ func TestSyncHandler(t *testing.T) {
 				s.Annotations["also"] = "by-hand"
 				return s
 			}(),
-			wantSecretVerbs: []string{"update"},
+			wantSecretVerbs: []string{"patch"},
 			wantData:        map[string]string{"foo": secretValue},
 			wantReason:      v1alpha1.ReasonSynced,
 			wantEvents:      []string{"Normal Updated"},
@@ -283,7 +284,7 @@ func TestSyncHandler(t *testing.T) {
 				delete(s.Labels, ManagedByLabel)
 				return s
 			}(),
-			wantSecretVerbs: []string{"update"},
+			wantSecretVerbs: []string{"patch"},
 			wantData:        map[string]string{"foo": secretValue},
 			wantReason:      v1alpha1.ReasonSynced,
 			wantEvents:      []string{"Normal Updated"},
@@ -296,7 +297,7 @@ func TestSyncHandler(t *testing.T) {
 				return s
 			}(),
 			wantAWSCalls:    1,
-			wantSecretVerbs: []string{"create", "update"},
+			wantSecretVerbs: []string{"create", "patch"},
 			wantData:        map[string]string{"foo": secretValue},
 			wantReason:      v1alpha1.ReasonSynced,
 			wantStatusWrite: true,
@@ -310,7 +311,7 @@ func TestSyncHandler(t *testing.T) {
 				return s
 			}(),
 			wantAWSCalls:    1,
-			wantSecretVerbs: []string{"update"},
+			wantSecretVerbs: []string{"patch"},
 			wantData:        map[string]string{"foo": secretValue},
 			wantReason:      v1alpha1.ReasonSynced,
 			wantEvents:      []string{"Normal Updated"},
@@ -661,6 +662,23 @@ func TestSyncHandler(t *testing.T) {
 					verbs = append(verbs, verb)
 					if w, ok := a.(core.UpdateAction); ok {
 						written = w.GetObject().(*corev1.Secret)
+					}
+					if p, ok := a.(core.PatchAction); ok {
+						// A repair of labels and annotations sends metadata only: the
+						// controller holds no data to send.
+						var fields map[string]json.RawMessage
+						if err := json.Unmarshal(p.GetPatch(), &fields); err != nil {
+							t.Fatal(err)
+						}
+						if got := slices.Sorted(maps.Keys(fields)); !slices.Equal(got, []string{"metadata"}) {
+							t.Errorf("patch sets %v, want metadata only", got)
+						}
+						written = f.storedSecret(ctx, p.GetName())
+					}
+					if written != nil {
+						if _, ok := written.Annotations[cachedDataDigest]; ok {
+							t.Errorf("the cache's data digest was written to the Secret")
+						}
 					}
 				case a.GetResource().Resource == "awssecrets" && a.GetSubresource() == "status" && a.GetVerb() == "update":
 					statusWrites = append(statusWrites, a.(core.UpdateAction).GetObject().(*v1alpha1.AWSSecret))

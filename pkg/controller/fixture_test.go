@@ -195,7 +195,7 @@ func (f *fixture) newController(ctx context.Context) *Controller {
 
 	factory := informers.NewSharedInformerFactory(f.client, 0)
 	kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(f.kubeClient, 0,
-		kubeinformers.WithTweakListOptions(ManagedSecretsOnly))
+		kubeinformers.WithTweakListOptions(ManagedSecretsOnly), kubeinformers.WithTransform(TransformForCache))
 	opts := Options{
 		KubeClient:        f.kubeClient,
 		AWSSecretClient:   f.client,
@@ -221,7 +221,9 @@ func (f *fixture) newController(ctx context.Context) *Controller {
 		}
 	}
 	for _, s := range f.secretLister {
-		if err := f.secretIndexer.Add(s); err != nil {
+		// As the informer would cache it (cmd/aws-secret-controller uses the transform).
+		cached, _ := TransformForCache(s.DeepCopy())
+		if err := f.secretIndexer.Add(cached); err != nil {
 			f.t.Fatal(err)
 		}
 	}

@@ -48,6 +48,41 @@ const (
 	AnnotationOwnedAnnotations = AnnotationPrefix + "owned-annotations"
 )
 
+// cachedDataDigest is where a Secret in the controller's cache keeps the digest of the data that
+// DropSecretData removed. It lives only in memory: the controller removes it from everything it
+// writes, and recomputes it on every Secret it reads, so a copy on a stored Secret is never trusted.
+const cachedDataDigest = "cache." + AnnotationPrefix + "data-digest"
+
+// DropSecretData replaces a Secret's data with their digest, which is all the controller needs of
+// a Secret between syncs: whether it still holds what the controller wrote. It is part of
+// TransformForCache, so the informer cache holds no secret value; the controller applies it to
+// the Secrets it reads from the API as well.
+func DropSecretData(secret *corev1.Secret) {
+	digest := render.DataHash(secret.Data)
+	if secret.Annotations == nil {
+		secret.Annotations = map[string]string{}
+	}
+	secret.Annotations[cachedDataDigest] = digest
+	secret.Data, secret.StringData = nil, nil
+}
+
+// dataDigest is the digest of a Secret's data: recorded by DropSecretData, or computed from the
+// data of a Secret it has not seen (a cache built without TransformForCache).
+func dataDigest(secret *corev1.Secret) string {
+	if d, ok := secret.Annotations[cachedDataDigest]; ok && secret.Data == nil {
+		return d
+	}
+	return render.DataHash(secret.Data)
+}
+
+// forWriting returns a copy of a Secret read by the controller to write back: without the
+// in-memory digest.
+func forWriting(secret *corev1.Secret) *corev1.Secret {
+	s := secret.DeepCopy()
+	delete(s.Annotations, cachedDataDigest)
+	return s
+}
+
 // FieldManager names the controller in the managedFields of everything it writes.
 const FieldManager = ComponentName
 
@@ -189,7 +224,7 @@ func observe(secret *corev1.Secret) observed {
 	if secret == nil {
 		return observed{}
 	}
-	o := observed{hash: render.DataHash(secret.Data)}
+	o := observed{hash: dataDigest(secret)}
 	o.intact = secret.Annotations[AnnotationDataHash] == o.hash
 	if !o.intact {
 		return o
@@ -362,7 +397,7 @@ func replacement(existing *corev1.Secret, w wanted, data map[string][]byte, hash
 			Name:            existing.Name,
 			Namespace:       existing.Namespace,
 			Labels:          maps.Clone(existing.Labels),
-			Annotations:     maps.Clone(existing.Annotations),
+			Annotations:     forWriting(existing).Annotations,
 			OwnerReferences: existing.OwnerReferences,
 		},
 		Type:      w.secretType,

@@ -2,11 +2,17 @@ package controller
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/wait"
 	kubeinformers "k8s.io/client-go/informers"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
 
@@ -192,5 +198,104 @@ func TestManagedSecretsOnly(t *testing.T) {
 	}
 	if len(names) != 1 || names[0] != "mine" {
 		t.Errorf("the informer holds %v, want only the controller's Secret [mine]", names)
+	}
+}
+
+// TestTheCacheHoldsNoValue: a Secret informer built as main builds it (ManagedSecretsOnly and
+// TransformForCache) keeps no secret value, in any encoding, anywhere in the cached object, and
+// still tells a Secret as written from one edited by hand.
+func TestTheCacheHoldsNoValue(t *testing.T) {
+	a := newAWSSecret("mine", seedSecretID, seedVersionID)
+	secret := syncedSecret(a, map[string]string{"foo": secretValue})
+	secret.StringData = map[string]string{"bar": secretValue}
+	kube := k8sfake.NewClientset(secret)
+	factory := kubeinformers.NewSharedInformerFactoryWithOptions(kube, 0,
+		kubeinformers.WithTweakListOptions(ManagedSecretsOnly), kubeinformers.WithTransform(TransformForCache))
+	lister := factory.Core().V1().Secrets().Lister()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); factory.Shutdown() }()
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+
+	// cached waits for the cache to hold the Secret at resourceVersion rv ("" for any).
+	cached := func(rv string) *corev1.Secret {
+		t.Helper()
+		var s *corev1.Secret
+		err := wait.PollUntilContextTimeout(ctx, time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+			got, err := lister.Secrets(secret.Namespace).Get(secret.Name)
+			s = got
+			return err == nil && (rv == "" || got.ResourceVersion == rv), nil
+		})
+		if err != nil {
+			t.Fatalf("the cache never held the Secret at resourceVersion %q", rv)
+		}
+		return s
+	}
+	noValue := func(s *corev1.Secret, values ...string) {
+		t.Helper()
+		for _, v := range values {
+			forms := []string{v, base64.StdEncoding.EncodeToString([]byte(v)), hex.EncodeToString([]byte(v))}
+			walkStrings(reflect.ValueOf(s), func(got string) {
+				for _, form := range forms {
+					if strings.Contains(got, form) {
+						t.Errorf("the cached Secret holds a form of a value (%d bytes)", len(got))
+					}
+				}
+			})
+		}
+	}
+
+	s := cached("")
+	noValue(s, secretValue)
+	if !observe(s).intact {
+		t.Error("the Secret as the controller wrote it reads as edited")
+	}
+
+	// A hand edit of the same length: detected from the digest alone.
+	edited := secret.DeepCopy()
+	edited.StringData = nil
+	edited.Data["foo"] = []byte(strings.Repeat("x", len(secretValue)))
+	edited.ResourceVersion = "2"
+	if _, err := kube.CoreV1().Secrets(edited.Namespace).Update(ctx, edited, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s = cached("2")
+	noValue(s, secretValue, string(edited.Data["foo"]))
+	if observe(s).intact {
+		t.Error("a hand edit of the same length reads as intact from the cache")
+	}
+}
+
+// walkStrings calls visit with every string and byte slice reachable from v.
+func walkStrings(v reflect.Value, visit func(string)) {
+	switch v.Kind() {
+	case reflect.String:
+		visit(v.String())
+	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			visit(string(v.Bytes()))
+			return
+		}
+		for i := range v.Len() {
+			walkStrings(v.Index(i), visit)
+		}
+	case reflect.Array:
+		for i := range v.Len() {
+			walkStrings(v.Index(i), visit)
+		}
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			walkStrings(v.Elem(), visit)
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			walkStrings(v.Field(i), visit)
+		}
+	case reflect.Map:
+		iter := v.MapRange()
+		for iter.Next() {
+			walkStrings(iter.Key(), visit)
+			walkStrings(iter.Value(), visit)
+		}
 	}
 }

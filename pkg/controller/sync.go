@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -10,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
@@ -121,18 +123,31 @@ func (c *Controller) syncSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecr
 	}
 
 	// The Secret's own data are the cache of the pinned versions: AWS is asked only when they
-	// are not there, or were edited by hand. A new mapping of the same versions is rendered
-	// from the version cache.
+	// are not there, or were edited by hand. A Secret that holds them needs at most its marks
+	// repaired, which sends no data (the controller keeps none: see TransformForCache). A new
+	// mapping of the same versions is rendered from the version cache.
 	var data map[string][]byte
-	hash := have.hash
+	haveData := false // the Secret's own data, read for a type change
 	if existing != nil && have.intact && have.held.equal(w.refs) && have.mapping == w.mapping {
-		data = existing.Data
-	} else {
+		if existing.Type == w.secretType {
+			return c.repairMarks(ctx, awsSecret, w, existing, have, have.hash)
+		}
+		// A new type means a new Secret, which needs the data: the Secret's own, read from the
+		// API server (the cache keeps none), rather than from AWS.
+		live, err := c.kubeClient.CoreV1().Secrets(existing.Namespace).Get(ctx, existing.Name, metav1.GetOptions{})
+		if err != nil {
+			return outcome{held: have.held, err: kubernetesError(err, "reading Secret %s", existing.Name)}
+		}
+		if live.UID == existing.UID && render.DataHash(live.Data) == have.hash {
+			data, haveData = live.Data, true
+		}
+	}
+	hash := have.hash
+	if !haveData {
 		// The data entries and the template are checked before anything is read: a bad one
 		// costs no AWS call. A Secret that holds its mapping's rendering skips this (resyncs
-		// parse no template).
-		// A spec that failed to render fails the same way until it changes: it is neither
-		// rendered nor read again.
+		// parse no template). A spec that failed to render fails the same way until it
+		// changes: it is neither rendered nor read again.
 		if err := c.renderFailures.get(awsSecret); err != nil {
 			return outcome{held: have.held, err: err}
 		}
@@ -147,8 +162,9 @@ func (c *Controller) syncSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecr
 		c.renderFailures.forget(cache.MetaObjectToName(awsSecret))
 		hash = render.DataHash(data)
 	}
-	if existing != nil && existing.Type == w.secretType && hash == have.hash && metadataUpToDate(existing, w.labels, w.withHash(hash)) {
-		return outcome{result: ResultUnchanged, held: w.refs}
+	if existing != nil && existing.Type == w.secretType && hash == have.hash {
+		// The data are right (the annotations said otherwise): only the marks need repair.
+		return c.repairMarks(ctx, awsSecret, w, existing, have, hash)
 	}
 	// Something will be written: check it against its type first, so that nothing is replaced
 	// or created that the API server would refuse.
@@ -168,10 +184,10 @@ func (c *Controller) syncSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecr
 	switch {
 	case existing.Type != w.secretType:
 		return c.replaceSecret(ctx, awsSecret, w.refs, existing, have, replacement(existing, w, data, hash))
-	case hash == have.hash && metadataUpToDate(existing, w.labels, w.withHash(hash)):
-		return outcome{result: ResultUnchanged, held: w.refs}
+	case hash == have.hash:
+		return c.repairMarks(ctx, awsSecret, w, existing, have, hash)
 	default:
-		update := existing.DeepCopy()
+		update := forWriting(existing)
 		mark(update, w.labels, w.withHash(hash))
 		update.Data, update.StringData = data, nil
 		return c.updateSecret(ctx, awsSecret, w.refs, have, update)
@@ -201,6 +217,7 @@ func (c *Controller) currentSecret(ctx context.Context, awsSecret *v1alpha1.AWSS
 	case err != nil:
 		return nil, kubernetesError(err, "reading Secret %s", awsSecret.Name)
 	}
+	DropSecretData(live)
 	return live, nil
 }
 
@@ -229,6 +246,7 @@ func (c *Controller) createSecret(ctx context.Context, awsSecret *v1alpha1.AWSSe
 	if !metav1.IsControlledBy(found, awsSecret) {
 		return outcome{err: conflictError(found)}, nil
 	}
+	DropSecretData(found)
 	return outcome{}, found
 }
 
@@ -241,6 +259,51 @@ func (c *Controller) updateSecret(ctx context.Context, awsSecret *v1alpha1.AWSSe
 	klog.FromContext(ctx).V(2).Info("Updated Secret", "secret", klog.KObj(updated))
 	c.recorder.Eventf(awsSecret, corev1.EventTypeNormal, EventUpdated, messageUpdated, updated.Name, pinned)
 	return outcome{result: ResultUpdated, held: pinned}
+}
+
+// repairMarks makes a Secret whose data are right (their digest is hash) carry the controller's
+// labels and annotations. It patches only the keys that differ, guarded by the resourceVersion
+// looked at, and sends no data: the controller has none to send.
+func (c *Controller) repairMarks(ctx context.Context, awsSecret *v1alpha1.AWSSecret, w wanted, existing *corev1.Secret, have observed, hash string) outcome {
+	annotations := w.withHash(hash)
+	if metadataUpToDate(existing, w.labels, annotations) {
+		return outcome{result: ResultUnchanged, held: w.refs}
+	}
+	before := forWriting(existing)
+	after := before.DeepCopy()
+	mark(after, w.labels, annotations)
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"resourceVersion": existing.ResourceVersion,
+		"labels":          mergePatch(before.Labels, after.Labels),
+		"annotations":     mergePatch(before.Annotations, after.Annotations),
+	}})
+	if err != nil {
+		return outcome{held: have.held, err: err}
+	}
+	patched, err := c.kubeClient.CoreV1().Secrets(existing.Namespace).Patch(ctx, existing.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+	if err != nil {
+		return outcome{held: have.held, err: kubernetesError(err, "updating the labels and annotations of Secret %s", existing.Name)}
+	}
+	klog.FromContext(ctx).V(2).Info("Updated Secret's labels and annotations", "secret", klog.KObj(patched))
+	c.recorder.Eventf(awsSecret, corev1.EventTypeNormal, EventUpdated, messageUpdated, patched.Name, w.refs)
+	return outcome{result: ResultUpdated, held: w.refs}
+}
+
+// mergePatch is the JSON merge patch that turns the map before into after: changed and new keys
+// with their values, removed keys with null.
+func mergePatch(before, after map[string]string) map[string]any {
+	p := map[string]any{}
+	for k, v := range after {
+		if old, ok := before[k]; !ok || old != v {
+			p[k] = v
+		}
+	}
+	for k := range before {
+		if _, ok := after[k]; !ok {
+			p[k] = nil
+		}
+	}
+	return p
 }
 
 // replaceSecret changes a Secret's type, which Kubernetes allows only by deleting and creating

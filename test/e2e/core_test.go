@@ -178,7 +178,8 @@ func TestNoSecretValueAtAnyVerbosity(t *testing.T) {
 func TestOtherWritersKeepTheirMarks(t *testing.T) {
 	ns := newNamespace(t, "other-writers")
 	v1 := createSecret(t, "e2e/other-writers", fmt.Sprintf(`{"k":%q}`, newValue("other-writers")))
-	v2 := putSecretValue(t, "e2e/other-writers", fmt.Sprintf(`{"k":%q}`, newValue("other-writers")))
+	value2 := newValue("other-writers")
+	v2 := putSecretValue(t, "e2e/other-writers", fmt.Sprintf(`{"k":%q}`, value2))
 	p := startController(t, "controller", env.Kubeconfig, nil, "--namespace", ns)
 	createAWSSecret(t, ns, "app", "e2e/other-writers", v1)
 	patchAWSSecret(t, ns, "app", `{"spec":{"metadata":{"labels":{"team":"payments"}}}}`)
@@ -219,8 +220,19 @@ func TestOtherWritersKeepTheirMarks(t *testing.T) {
 		_, has := s.Labels["team"]
 		return !has, fmt.Sprintf("labels %v", s.Labels)
 	})
-	if s := getSecret(t, ns, "app"); s.Labels["policy.example.com/scanned"] != "true" || s.Labels[controller.ManagedByLabel] != controller.ComponentName {
+	s = getSecret(t, ns, "app")
+	if s.Labels["policy.example.com/scanned"] != "true" || s.Labels[controller.ManagedByLabel] != controller.ComponentName {
 		t.Errorf("labels after dropping the spec label: %v", s.Labels)
+	}
+	// The label changes were patches of the marks (the controller keeps no data to send): the
+	// data stay whole, and the digest the controller keeps in memory never reaches the Secret.
+	if string(s.Data["k"]) != value2 || len(s.Data) != 1 {
+		t.Errorf("the Secret's data changed with its labels (%d keys)", len(s.Data))
+	}
+	for k := range s.Annotations {
+		if strings.HasPrefix(k, "cache.") {
+			t.Errorf("the controller's in-memory annotation %s reached the Secret", k)
+		}
 	}
 }
 
