@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	clientfeatures "k8s.io/client-go/features"
+
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
@@ -108,6 +110,15 @@ func main() {
 	// same speed (docs/benchmarks.md). GOGC in the environment still wins.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
+	}
+	// The informers' initial lists stream (client-go's WatchListClient, beta, off by default in
+	// client-go 0.34): each object passes through TransformForCache as it arrives, instead of a
+	// whole LIST of every Secret, values included, sitting in memory at once, which at 100,000
+	// Secrets is the controller's peak (docs/benchmarks.md). An API server that does not stream
+	// lists is answered with a plain LIST. KUBE_FEATURE_WatchListClient in the environment
+	// still wins.
+	if _, set := os.LookupEnv("KUBE_FEATURE_WatchListClient"); !set {
+		_ = os.Setenv("KUBE_FEATURE_WatchListClient", "true")
 	}
 	ctx := signalContext()
 	logger := klog.FromContext(ctx)
@@ -202,6 +213,11 @@ func run(ctx context.Context, o options) error {
 		kubeinformers.WithNamespace(o.namespace),
 		kubeinformers.WithTweakListOptions(controller.ManagedSecretsOnly),
 		kubeinformers.WithTransform(controller.TransformForCache))
+	// Registered first, so that kubeFactory.Core().V1().Secrets() is this one: it drops the data
+	// of every Secret as it arrives, before client-go holds a whole initial list.
+	kubeFactory.InformerFor(&corev1.Secret{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return controller.NewSecretInformer(c, o.namespace, resync)
+	})
 	factory := informers.NewSharedInformerFactoryWithOptions(client, o.resyncPeriod,
 		informers.WithNamespace(o.namespace),
 		informers.WithTransform(controller.TransformForCache))
@@ -260,7 +276,8 @@ func run(ctx context.Context, o options) error {
 		return runLeading(gctx, kubeClient, o, leaderHealth, func(ctx context.Context) error { return c.Run(ctx, o.workers) })
 	})
 	logger.Info("Running", "version", versionString(), "namespace", o.namespace, "workers", o.workers, "leaderElect", o.leaderElect,
-		"namespacePolicy", policy.Mode, "allowedSecretIDs", policy.Global.String())
+		"namespacePolicy", policy.Mode, "allowedSecretIDs", policy.Global.String(),
+		"streamedLists", clientfeatures.FeatureGates().Enabled(clientfeatures.WatchListClient))
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"regexp"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,7 +44,10 @@ func newMetrics() *metrics {
 		}),
 	}
 	m.registry.MustRegister(m.awsCalls, m.syncs, m.syncDuration,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		// go_gc_heap_live_bytes (the heap the last GC found live) on top of the default Go
+		// metrics: the figure the memory sizing in docs/benchmarks.md is based on.
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)})),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	workqueue.SetProvider(newWorkqueueMetrics(m.registry))
 	return m
 }

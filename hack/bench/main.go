@@ -100,7 +100,7 @@ func main() {
 	flag.StringVar(&c.hostileKinds, "hostile-kinds", "", "H1: only these kinds, comma separated (doubling, quote24, printf-d, printf-s, big64, deep64, leak-b64, leak-upper, leak-index), to tell which one costs what. Empty means all.")
 	flag.IntVar(&c.memoryLimitMiB, "memory-limit-mib", 256, "N1, H1: the emulated container memory limit: the controller is killed (SIGKILL, counted as OOMKilled) when its RSS passes it, and restarted with kubelet's backoff. 256 is the Deployment's limits.memory. An address-space limit (RLIMIT_AS) of 4 times as much (at least 2 GiB) above what it has after 1 s backs it up. 0 turns both off: nothing then keeps a runaway controller from the machine's memory.")
 	flag.DurationVar(&c.restartBackoff, "restart-backoff", 10*time.Second, "N1, H1: the first restart delay after an unplanned exit; it doubles, to at most 5 minutes, like kubelet's CrashLoopBackOff.")
-	flag.StringVar(&c.keepLogs, "keep-logs", "", "N1, H1: a folder to copy the controller's logs to (the stack's folder is removed at the end).")
+	flag.StringVar(&c.keepLogs, "keep-logs", "", "A folder for the controllers' logs (the stack's folder is removed at the end): the S scenarios' controllers write theirs there, N1 and H1 copy theirs.")
 	flag.IntVar(&c.valueSize, "value-size", defaultValueSize, "Bytes of the password value in every Secrets Manager version the S scenarios create (the K versions and S4's new ones): random (crypto/rand), base64url, in {\"username\":...,\"password\":...}.")
 	flag.BoolVar(&c.valueMix, "value-mix", false, "Instead of one --value-size, a realistic mix by version index: "+valueMixText+" (exactly 16, 3 and 1 of every 20 consecutive versions). Exclusive with a non-default --value-size.")
 	flag.DurationVar(&c.convergeTimeout, "converge-timeout", 10*time.Minute, "S1, S3, S4, S5: how long a controller gets to sync every AWSSecret (and, if longer than 5m, to become ready) before the run fails.")
@@ -173,7 +173,11 @@ type scenario struct {
 	ValueBytesPerObject float64 `json:"valueBytesPerObject,omitempty"`
 	RSSKiBPerObject     float64 `json:"rssKiBPerObject,omitempty"`
 	HeapKiBPerObject    float64 `json:"heapKiBPerObject,omitempty"`
-	Notes               string  `json:"notes,omitempty"`
+	// HeapLiveMiB is the heap the controller's last GC found live (go_gc_heap_live_bytes): what
+	// the objects and caches hold, without the garbage not yet collected that heap in use counts.
+	HeapLiveMiB          float64 `json:"heapLiveMiB,omitempty"`
+	HeapLiveKiBPerObject float64 `json:"heapLiveKiBPerObject,omitempty"`
+	Notes                string  `json:"notes,omitempty"`
 }
 
 // bench holds the running stack and clients.
@@ -421,8 +425,17 @@ func (b *bench) startController(ctx context.Context) error {
 	b.ctrlN++
 	args := []string{"--workers", fmt.Sprint(b.cfg.workers), "--kube-api-qps", fmt.Sprint(b.cfg.qps), "--kube-api-burst", fmt.Sprint(b.cfg.burst)}
 	args = append(args, strings.Fields(b.cfg.controllerArgs)...)
+	name := fmt.Sprintf("controller-%d", b.ctrlN)
+	var logPath string
+	if b.cfg.keepLogs != "" {
+		if err := os.MkdirAll(b.cfg.keepLogs, 0o755); err != nil {
+			return err
+		}
+		logPath = filepath.Join(b.cfg.keepLogs, name+".log")
+	}
 	ctrl, err := b.env.StartController(ctx, testenv.ControllerOptions{
-		Name: fmt.Sprintf("controller-%d", b.ctrlN), Binary: b.controllerBinary(), Args: args, Env: strings.Fields(b.cfg.controllerEnv), ReadyTimeout: max(5*time.Minute, b.cfg.convergeTimeout),
+		Name: name, Binary: b.controllerBinary(), Args: args, Env: strings.Fields(b.cfg.controllerEnv), ReadyTimeout: max(5*time.Minute, b.cfg.convergeTimeout),
+		LogPath: logPath,
 	})
 	if err != nil {
 		return err
@@ -518,10 +531,14 @@ func (b *bench) fill(ctx context.Context, s *scenario, before counters, ctrlCall
 		return err
 	}
 	s.HeapInuseMiB = heap / (1 << 20)
+	// Absent from controllers built before it was exported: 0 then.
+	live, _ := b.ctrl.Metric("go_gc_heap_live_bytes", nil)
+	s.HeapLiveMiB = live / (1 << 20)
 	if n := float64(b.cfg.objects); n > 0 {
 		s.ValueBytesPerObject = b.valueBytesPerObject()
 		s.RSSKiBPerObject = float64(s.RSSKiB) / n
 		s.HeapKiBPerObject = heap / 1024 / n
+		s.HeapLiveKiBPerObject = live / 1024 / n
 	}
 	return nil
 }

@@ -136,9 +136,10 @@ func perObjectMarkdown(p func(string, ...any), scenarios []scenario) {
 	p("there is none with zero objects): the process's fixed cost is included, which overstates the cost per\n")
 	p("object at small N. Secret data is the bytes of the data values (username and password) of the versions the\n")
 	p("AWSSecrets pin, averaged over the AWSSecrets, as the bench created them.\n\n")
-	p("| scenario | secret data bytes per object | RSS KiB per object | heap KiB per object |\n| --- | ---: | ---: | ---: |\n")
+	p("Live heap is what the controller's last GC found live (`go_gc_heap_live_bytes`).\n\n")
+	p("| scenario | secret data bytes per object | RSS KiB per object | heap in use KiB per object | live heap MiB | live heap KiB per object |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, s := range rows {
-		p("| %s | %.0f | %.2f | %.2f |\n", s.Name, s.ValueBytesPerObject, s.RSSKiBPerObject, s.HeapKiBPerObject)
+		p("| %s | %.0f | %.2f | %.2f | %.1f | %.2f |\n", s.Name, s.ValueBytesPerObject, s.RSSKiBPerObject, s.HeapKiBPerObject, s.HeapLiveMiB, s.HeapLiveKiBPerObject)
 	}
 }
 

@@ -27,9 +27,27 @@ var mutants = []mutant{
 	},
 	{
 		name:  "the Secret cache keeps the data",
-		file:  "pkg/controller/controller.go",
-		edits: []edit{{"\t\tDropSecretData(secret)\n", "\t\t_ = secret\n"}},
+		file:  "pkg/controller/cache.go",
+		edits: []edit{{"\t\tDropSecretData(secret)\n\t\tsecret.Type", "\t\t_ = secret\n\t\tsecret.Type"}},
 		pkg:   "./pkg/controller", test: "TestTheCacheHoldsNoValue",
+	},
+	{
+		name:  "the Secret informer's watch keeps the data until the transform",
+		file:  "pkg/controller/cache.go",
+		edits: []edit{{"\t\t\t\t\t\tDropSecretData(secret)\n", "\t\t\t\t\t\t_ = secret\n"}},
+		pkg:   "./pkg/controller", test: "TestTheCacheHoldsNoValue",
+	},
+	{
+		name:  "the Secret informer's list keeps the data until the transform",
+		file:  "pkg/controller/cache.go",
+		edits: []edit{{"\t\t\tfor i := range list.Items {", "\t\t\tfor i := range list.Items[:0] {"}},
+		pkg:   "./pkg/controller", test: "TestTheCacheHoldsNoValue",
+	},
+	{
+		name:  "the transform not idempotent",
+		file:  "pkg/controller/secret.go",
+		edits: []edit{{"\tif _, done := secret.Annotations[cachedDataDigest]; done && ", "\tif _, done := secret.Annotations[cachedDataDigest]; false && done && "}},
+		pkg:   "./pkg/controller", test: "TestTransformForCacheIsIdempotent",
 	},
 	{
 		name:  "a repair of the marks sends data",

@@ -490,26 +490,3 @@ func policyChanged(old, new any) bool {
 	}
 	return false
 }
-
-// TransformForCache is an informer transform that drops from cached objects what the controller
-// never reads between syncs: a Secret's data (replaced by their digest, see DropSecretData, so
-// that no secret value stays in memory), managedFields, and (but on Secrets, whose annotations it
-// writes back) kubectl's last-applied-configuration annotation, each often as large as the rest of
-// a small object. Pass it to WithTransform on the informer factories.
-func TransformForCache(obj any) (any, error) {
-	accessor, err := meta.Accessor(obj)
-	if err != nil {
-		return obj, nil // a tombstone or another wrapper: nothing to trim
-	}
-	accessor.SetManagedFields(nil)
-	if secret, isSecret := obj.(*corev1.Secret); isSecret {
-		// A Secret's annotations are written back on update: another writer's must stay whole.
-		DropSecretData(secret)
-		return obj, nil
-	}
-	if annotations := accessor.GetAnnotations(); annotations[lastAppliedAnnotation] != "" {
-		delete(annotations, lastAppliedAnnotation)
-		accessor.SetAnnotations(annotations)
-	}
-	return obj, nil
-}

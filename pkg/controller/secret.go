@@ -57,10 +57,19 @@ const cachedDataDigest = "cache." + AnnotationPrefix + "data-digest"
 // a Secret between syncs: whether it still holds what the controller wrote. It is part of
 // TransformForCache, so the informer cache holds no secret value; the controller applies it to
 // the Secrets it reads from the API as well.
+//
+// It is idempotent, as client-go requires of a transform (its FIFOs may pass an object already
+// transformed through it again): a Secret without data that has a digest keeps it.
 func DropSecretData(secret *corev1.Secret) {
+	if _, done := secret.Annotations[cachedDataDigest]; done && secret.Data == nil && secret.StringData == nil {
+		return
+	}
 	digest := render.DataHash(secret.Data)
 	if secret.Annotations == nil {
 		secret.Annotations = map[string]string{}
+	}
+	if recorded := secret.Annotations[AnnotationDataHash]; recorded == digest {
+		digest = recorded // the same bytes, held once
 	}
 	secret.Annotations[cachedDataDigest] = digest
 	secret.Data, secret.StringData = nil, nil

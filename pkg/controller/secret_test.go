@@ -9,12 +9,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	kubeinformers "k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
 	"github.com/mumoshu/aws-secret-controller/pkg/render"
@@ -201,16 +205,28 @@ func TestManagedSecretsOnly(t *testing.T) {
 	}
 }
 
-// TestTheCacheHoldsNoValue: a Secret informer built as main builds it (ManagedSecretsOnly and
-// TransformForCache) keeps no secret value, in any encoding, anywhere in the cached object, and
-// still tells a Secret as written from one edited by hand.
+// TestTheCacheHoldsNoValue: a Secret informer built as main builds it (NewSecretInformer, in a
+// factory with TransformForCache) keeps no secret value, in any encoding, anywhere in the cached
+// object, and still tells a Secret as written from one edited by hand. Its list and watch drop
+// the data themselves: without the factory's transform the cache holds none either.
 func TestTheCacheHoldsNoValue(t *testing.T) {
+	t.Run("as main builds it", func(t *testing.T) {
+		testTheCacheHoldsNoValue(t, kubeinformers.WithTransform(TransformForCache))
+	})
+	t.Run("without the factory's transform", func(t *testing.T) {
+		testTheCacheHoldsNoValue(t)
+	})
+}
+
+func testTheCacheHoldsNoValue(t *testing.T, opts ...kubeinformers.SharedInformerOption) {
 	a := newAWSSecret("mine", seedSecretID, seedVersionID)
 	secret := syncedSecret(a, map[string]string{"foo": secretValue})
 	secret.StringData = map[string]string{"bar": secretValue}
 	kube := k8sfake.NewClientset(secret)
-	factory := kubeinformers.NewSharedInformerFactoryWithOptions(kube, 0,
-		kubeinformers.WithTweakListOptions(ManagedSecretsOnly), kubeinformers.WithTransform(TransformForCache))
+	factory := kubeinformers.NewSharedInformerFactoryWithOptions(kube, 0, opts...)
+	factory.InformerFor(&corev1.Secret{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return NewSecretInformer(c, "", resync)
+	})
 	lister := factory.Core().V1().Secrets().Lister()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer func() { cancel(); factory.Shutdown() }()
@@ -297,5 +313,34 @@ func walkStrings(v reflect.Value, visit func(string)) {
 			walkStrings(iter.Key(), visit)
 			walkStrings(iter.Value(), visit)
 		}
+	}
+}
+
+// TestTransformForCacheIsIdempotent: client-go requires a transform to be idempotent (its FIFOs
+// may pass an object already transformed through it again, and a streamed initial list goes
+// through the reflector's temporary store first). A second pass changes nothing: a Secret keeps
+// the digest of its data, not that of no data.
+func TestTransformForCacheIsIdempotent(t *testing.T) {
+	a := newAWSSecret("mine", seedSecretID, seedVersionID)
+	a.Annotations = map[string]string{lastAppliedAnnotation: "{}", "team": "payments"}
+	a.Status = syncedStatus(a)
+	secret := syncedSecret(a, map[string]string{"foo": secretValue})
+	for _, obj := range []runtime.Object{a, secret} {
+		once, err := TransformForCache(obj.DeepCopyObject())
+		if err != nil {
+			t.Fatal(err)
+		}
+		twice, err := TransformForCache(once.(runtime.Object).DeepCopyObject())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(once, twice); diff != "" {
+			t.Errorf("%T changed by a second pass (-once +twice):\n%s", obj, diff)
+		}
+	}
+	cached, _ := TransformForCache(secret.DeepCopy())
+	cached, _ = TransformForCache(cached)
+	if !observe(cached.(*corev1.Secret)).intact {
+		t.Error("a Secret passed through the transform twice reads as edited")
 	}
 }

@@ -401,3 +401,41 @@ func TestTypeChangeRefusedByAdmission(t *testing.T) {
 		t.Errorf("the Secret was replaced or lost although admission refuses the replacement: uid %s→%s, type %s", before.UID, after.UID, after.Type)
 	}
 }
+
+// TestRestartStreamsTheInitialLists: the controller streams its informers' initial lists
+// (client-go's WatchListClient), so that every Secret passes through TransformForCache as it
+// arrives instead of a whole LIST, values included, sitting in memory at once. A restart still
+// finds every Secret as written: no AWS call, no write.
+func TestRestartStreamsTheInitialLists(t *testing.T) {
+	ns := newNamespace(t, "streamed-lists")
+	v1 := createSecret(t, "e2e/streamed-lists", fmt.Sprintf(`{"k":%q}`, newValue("streamed-lists")))
+	first := startController(t, "first", env.Kubeconfig, nil, "--namespace", ns)
+	for i := range 3 {
+		createAWSSecret(t, ns, fmt.Sprintf("app-%d", i), "e2e/streamed-lists", v1)
+	}
+	for i := range 3 {
+		waitSynced(t, ns, fmt.Sprintf("app-%d", i), v1)
+	}
+	first.stop(t)
+
+	restarted := startController(t, "restarted", env.Kubeconfig, nil, "--namespace", ns)
+	eventually(t, 30*time.Second, "the restarted controller syncing the 3 AWSSecrets", func() (bool, string) {
+		n := restarted.syncs(t, controller.ResultUnchanged)
+		return n >= 3, fmt.Sprintf("%d Unchanged syncs", n)
+	})
+	for _, result := range []string{controller.ResultCreated, controller.ResultUpdated, controller.ResultReplaced} {
+		if n := restarted.syncs(t, result); n != 0 {
+			t.Errorf("the restarted controller wrote: %d %s syncs", n, result)
+		}
+	}
+	if n := restarted.awsCalls(t); n != 0 {
+		t.Errorf("the restarted controller made %d AWS calls, want 0", n)
+	}
+	log := restarted.log(t)
+	if !strings.Contains(log, "streamedLists=true") {
+		t.Error("the controller does not say streamedLists=true")
+	}
+	if strings.Contains(log, "falling back to the standard LIST") {
+		t.Error("the API server did not stream the initial lists: client-go fell back to LIST")
+	}
+}
