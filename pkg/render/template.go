@@ -536,18 +536,24 @@ func (b *budget) cmp(a, o reflect.Value) (int, error) {
 		}
 		return 1, b.alive()
 	}
-	x, okA := number(a)
-	y, okO := number(o)
-	if !okA || !okO {
+	// Integers compare with integers (signed with unsigned too) and floats with floats, as in
+	// text/template: an integer and a float do not compare.
+	var c int
+	switch ka, ko := numberKind(a), numberKind(o); {
+	case ka == signed && ko == signed:
+		c = cmpOrdered(a.Int(), o.Int())
+	case ka == unsigned && ko == unsigned:
+		c = cmpOrdered(a.Uint(), o.Uint())
+	case ka == signed && ko == unsigned:
+		c = cmpSignedUnsigned(a.Int(), o.Uint())
+	case ka == unsigned && ko == signed:
+		c = -cmpSignedUnsigned(o.Int(), a.Uint())
+	case ka == float && ko == float:
+		c = cmpOrdered(a.Float(), o.Float())
+	default:
 		return 0, errValueType
 	}
-	switch {
-	case x < y:
-		return -1, b.alive()
-	case x > y:
-		return 1, b.alive()
-	}
-	return 0, b.alive()
+	return c, b.alive()
 }
 
 func (b *budget) ordered(a, o reflect.Value, f func(int) bool) (bool, error) {
@@ -567,14 +573,41 @@ func indirect(v reflect.Value) reflect.Value {
 
 // number is an integer or float value as a float64 (a template's numbers lie within ±65536 and
 // lengths within the budget, so nothing is lost).
-func number(v reflect.Value) (float64, bool) {
+type numeric int
+
+const (
+	notNumber numeric = iota
+	signed
+	unsigned
+	float
+)
+
+func numberKind(v reflect.Value) numeric {
 	switch v.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return float64(v.Int()), true
+		return signed
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		return float64(v.Uint()), true
+		return unsigned
 	case reflect.Float32, reflect.Float64:
-		return v.Float(), true
+		return float
 	}
-	return 0, false
+	return notNumber
+}
+
+func cmpOrdered[T int64 | uint64 | float64](x, y T) int {
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
+	}
+	return 0
+}
+
+// cmpSignedUnsigned compares a signed and an unsigned integer without converting either.
+func cmpSignedUnsigned(x int64, y uint64) int {
+	if x < 0 {
+		return -1
+	}
+	return cmpOrdered(uint64(x), y)
 }
