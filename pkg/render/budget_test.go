@@ -405,3 +405,27 @@ func TestOversizedDataIsNotATemplateError(t *testing.T) {
 		t.Errorf("%d keys, want 4", len(data))
 	}
 }
+
+// TestPrintingTheKeysIsCharged: printing the gathered keys whole ({{ print . }}) reserves a
+// bound of the map's text before it is built: within the budget it renders as fmt prints the
+// map; a budget the payload fits but the printed map does not stops it.
+func TestPrintingTheKeysIsCharged(t *testing.T) {
+	versions := map[string]string{"many": manyKeys(64, strings.Repeat("v", 100))}
+	spec := v1alpha1.AWSSecretSpec{
+		StringDataFrom: &v1alpha1.DataSource{SecretsManagerSecretRef: v1alpha1.SecretsManagerSecretRef{SecretID: "many", VersionID: "v1"}},
+		Template:       &v1alpha1.SecretTemplate{MergePolicy: v1alpha1.MergePolicyReplace, Data: map[string]string{"all": "{{ print . }}"}},
+	}
+	data, err, _ := renderSpec(context.Background(), t, spec, versions, DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := 64 * (3 + 100) // the keys k00..k63 and their values, charged as the payload is read
+	if got := len(data["all"]); got < payload {
+		t.Fatalf("{{ print . }} gave %d bytes, want the %d keys and values at least", got, payload)
+	}
+	limits := DefaultLimits
+	limits.Produced = int64(payload) + int64(len(data["all"]))/2
+	if _, err, _ := renderSpec(context.Background(), t, spec, versions, limits); err == nil || !strings.Contains(err.Error(), "would produce more than") {
+		t.Errorf("with %d bytes to produce, printing %d bytes of keys: %v, want the produced limit", limits.Produced, len(data["all"]), err)
+	}
+}

@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -536,24 +537,16 @@ func (b *budget) cmp(a, o reflect.Value) (int, error) {
 		}
 		return 1, b.alive()
 	}
-	// Integers compare with integers (signed with unsigned too) and floats with floats, as in
-	// text/template: an integer and a float do not compare.
-	var c int
-	switch ka, ko := numberKind(a), numberKind(o); {
-	case ka == signed && ko == signed:
-		c = cmpOrdered(a.Int(), o.Int())
-	case ka == unsigned && ko == unsigned:
-		c = cmpOrdered(a.Uint(), o.Uint())
-	case ka == signed && ko == unsigned:
-		c = cmpSignedUnsigned(a.Int(), o.Uint())
-	case ka == unsigned && ko == signed:
-		c = -cmpSignedUnsigned(o.Int(), a.Uint())
-	case ka == float && ko == float:
-		c = cmpOrdered(a.Float(), o.Float())
-	default:
+	// Integers compare with integers and floats with floats, as in text/template: an integer and
+	// a float do not compare. (No template value is unsigned: literals, len and index give ints.)
+	ka, ko := numberKind(a), numberKind(o)
+	if ka != ko || ka == notNumber {
 		return 0, errValueType
 	}
-	return c, b.alive()
+	if ka == signed {
+		return cmp.Compare(a.Int(), o.Int()), b.alive()
+	}
+	return cmp.Compare(a.Float(), o.Float()), b.alive()
 }
 
 func (b *budget) ordered(a, o reflect.Value, f func(int) bool) (bool, error) {
@@ -578,7 +571,6 @@ type numeric int
 const (
 	notNumber numeric = iota
 	signed
-	unsigned
 	float
 )
 
@@ -586,28 +578,8 @@ func numberKind(v reflect.Value) numeric {
 	switch v.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		return signed
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		return unsigned
 	case reflect.Float32, reflect.Float64:
 		return float
 	}
 	return notNumber
-}
-
-func cmpOrdered[T int64 | uint64 | float64](x, y T) int {
-	switch {
-	case x < y:
-		return -1
-	case x > y:
-		return 1
-	}
-	return 0
-}
-
-// cmpSignedUnsigned compares a signed and an unsigned integer without converting either.
-func cmpSignedUnsigned(x int64, y uint64) int {
-	if x < 0 {
-		return -1
-	}
-	return cmpOrdered(uint64(x), y)
 }
