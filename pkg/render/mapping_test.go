@@ -20,6 +20,7 @@ var mappingVersions = map[string]string{
 	"token":    secretValue + "\n",
 	"b64token": base64.StdEncoding.EncodeToString([]byte(secretValue)),
 	"string":   `{"foo":"from-string","shared":"string"}`,
+	"dup":      `{"outer":{"inner":"` + secretValue + `","inner":"y"},"top":"` + secretValue + `","top":"y"}`,
 	"binary":   `{"foo":"` + base64.StdEncoding.EncodeToString([]byte("from-binary")) + `","shared":"` + base64.StdEncoding.EncodeToString([]byte("binary")) + `","bin":"` + base64.StdEncoding.EncodeToString([]byte("only-binary")) + `"}`,
 }
 
@@ -94,6 +95,8 @@ func TestDataEntries(t *testing.T) {
 		"unknown decode (old CRD)":      {entry: v1alpha1.DataEntry{Key: "k", SecretsManagerSecretRef: ref("token"), Decode: "Gzip"}, wantReason: v1alpha1.ReasonInvalidSecretFormat},
 		"invalid key (old CRD)":         {entry: entry("a b", "token", ""), wantReason: v1alpha1.ReasonInvalidKey},
 		"member names need not be keys": {entry: entry("k", "json", "db password"), want: "pw"},
+		"duplicate key":                 {entry: entry("k", "dup", "top"), wantReason: v1alpha1.ReasonInvalidSecretFormat},
+		"duplicate member in the path":  {entry: entry("k", "dup", "outer.inner"), wantReason: v1alpha1.ReasonInvalidSecretFormat},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -112,6 +115,23 @@ func TestDataEntries(t *testing.T) {
 				t.Errorf("data (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestDuplicateKeysSayWhere: a key that appears twice is named with where it is: the secret's
+// top level, or the member of the property's path it is in.
+func TestDuplicateKeysSayWhere(t *testing.T) {
+	for property, want := range map[string]string{
+		"top":         `key "top" appears more than once`,
+		"outer.inner": `member 1 of its path: key "inner" appears more than once`,
+	} {
+		_, err, _ := mapSpec(t, v1alpha1.AWSSecretSpec{Data: []v1alpha1.DataEntry{entry("k", "dup", property)}})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("property %s: %v, want %q", property, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "member") != strings.Contains(property, ".") {
+			t.Errorf("property %s: %v names a member of a path only for a path", property, err)
+		}
 	}
 }
 
