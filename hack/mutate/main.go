@@ -235,15 +235,21 @@ func report(outcomes []outcome, runs []gremlinsRun) []byte {
 // unleash --dry-run PKG` lists the places.
 const notCovered = `
 **Not covered** is what gremlins does not mutate, because the package's own tests do not cover it
-by Go's cover profile. There are three kinds, and no untested logic among them:
+by Go's cover profile. There are four kinds, and no untested logic among them:
 
 - **Case expressions of tagless switches.** Go's cover profile has no block for them, so gremlins
   counts them as not covered although the tests evaluate them. This is every place in pkg/awssm
-  (Classify's cases in errors.go, run by TestClassify's rows, and the SecretString/SecretBinary
-  switch in awssm.go, run by TestClient), propertyPath's escapes and propertyRaw's member checks in
+  (Classify's cases in errors.go, run by TestClassify's rows, and get's SecretString/SecretBinary
+  switch in awssm.go, run by pkg/controller's SecretBinary rows), propertyPath's escapes and propertyRaw's member checks in
   pkg/render's payload.go (TestPropertyPath, TestDataEntries) and cmp's kind switch in template.go
-  (TestComparisonsMatchTextTemplate). The fairqueue, tenancy, bump and update-aws-secret-ids
-  places are of this kind too.
+  (TestComparisonsMatchTextTemplate), and in pkg/controller NewController's checks of its
+  options, syncSecret's and currentSecret's decisions (sync.go) and sharedBool (cache.go), all run
+  by TestSyncHandler's rows and the cache tests. The fairqueue, tenancy, bump and
+  update-aws-secret-ids places are of this kind too.
+- **Conditions the cover profile puts in no block.** These are the ` + "`if err != nil`" + ` checks after a
+  func literal in the same statement (the event handler registrations in pkg/controller's
+  controller.go), and the constants built with + (pkg/controller/secret.go's annotation names),
+  where - would not compile on strings.
 - **Code that other packages' tests run.** MappingDigest and VersionsDigest in pkg/render/mapping.go
   are run by pkg/controller's tests, which compare the annotations they write with them.
 - **The binary's main and run** (cmd/aws-secret-controller/main.go: flag defaults, wiring, exits).

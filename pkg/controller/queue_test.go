@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
 	"github.com/mumoshu/aws-secret-controller/pkg/fairqueue"
+	"github.com/mumoshu/aws-secret-controller/pkg/tenancy"
 )
 
 // recordingLimiter is a rate limiter that counts what the queue asks of it and delays an hour, so
@@ -400,5 +402,38 @@ func TestDefaultRetryPacing(t *testing.T) {
 	}
 	if !slices.Equal(slow[:3], wantSlow) || slow[15] != 10*time.Minute {
 		t.Errorf("permanent retries after %v … %v, want %v … 10m", slow[:3], slow[15], wantSlow)
+	}
+}
+
+// TestNewControllerNeedsItsOptions: each option the controller cannot work without is named
+// when it is missing, and the allow-list policy needs Namespaces to read annotations from.
+func TestNewControllerNeedsItsOptions(t *testing.T) {
+	f := newFixture(t)
+	var full Options
+	f.options = func(o *Options) { full = *o }
+	f.newController(f.context())
+	for name, tc := range map[string]struct {
+		edit func(*Options)
+		want string
+	}{
+		"no KubeClient":             {func(o *Options) { o.KubeClient = nil }, "KubeClient and AWSSecretClient are required"},
+		"no AWSSecretClient":        {func(o *Options) { o.AWSSecretClient = nil }, "KubeClient and AWSSecretClient are required"},
+		"no AWSSecretInformer":      {func(o *Options) { o.AWSSecretInformer = nil }, "AWSSecretInformer and SecretInformer are required"},
+		"no SecretInformer":         {func(o *Options) { o.SecretInformer = nil }, "AWSSecretInformer and SecretInformer are required"},
+		"no Versions":               {func(o *Options) { o.Versions = nil }, "Versions is required"},
+		"allow-list, no Namespaces": {func(o *Options) { o.Policy.Mode = tenancy.ModeAllowList }, "needs a NamespaceInformer"},
+		"complete":                  {func(*Options) {}, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := full
+			tc.edit(&o)
+			_, err := NewController(f.context(), o)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("NewController: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("NewController: %v, want %q", err, tc.want)
+			}
+		})
 	}
 }
