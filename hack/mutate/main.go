@@ -24,8 +24,19 @@ func main() {
 	packages := flag.String("packages", "./pkg/tenancy,./pkg/fairqueue,./pkg/render,./pkg/awssm,./pkg/bump,./cmd/update-aws-secret-ids,./pkg/controller,./cmd/aws-secret-controller", "Packages gremlins mutates, comma separated.")
 	timeout := flag.Duration("gremlins-timeout", 20*time.Minute, "How long gremlins may take for one package.")
 	only := flag.String("only", "", "Run only the project mutants whose name matches this regular expression, and no gremlins.")
-	out := flag.String("out", "docs/mutation.md", "The report.")
+	out := flag.String("out", "docs/mutation.md", "The report, relative to --repo unless absolute.")
+	from := flag.String("gremlins-from", "", "Instead of running gremlins, take its figures from the output of an earlier run of this command (its \"gremlins PKG: killed ...\" lines).")
+	fromNote := flag.String("gremlins-note", "", "With --gremlins-from: which tree and when that run measured, for the report.")
 	flag.Parse()
+	if *from != "" {
+		runs, err := readRuns(*from)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "mutate:", err)
+			os.Exit(1)
+		}
+		earlier, earlierNote = runs, *fromNote
+		*gremlins = ""
+	}
 	if err := run(*repo, *gremlins, *packages, *timeout, *only, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "mutate:", err)
 		os.Exit(1)
@@ -94,7 +105,45 @@ func run(repo, gremlins, packages string, timeout time.Duration, only, out strin
 	if filter != nil {
 		return nil
 	}
-	return os.WriteFile(filepath.Join(repo, out), report(outcomes, runs), 0o644)
+	if runs == nil {
+		runs = earlier
+	}
+	if !filepath.IsAbs(out) {
+		out = filepath.Join(repo, out)
+	}
+	return os.WriteFile(out, report(outcomes, runs), 0o644)
+}
+
+// earlier and earlierNote are gremlins' figures from an earlier run (--gremlins-from), and what
+// it measured.
+var (
+	earlier     []gremlinsRun
+	earlierNote string
+)
+
+var runLine = regexp.MustCompile(`(?m)^gremlins (\S+): killed (\d+), lived (\d+), not covered (\d+), timed out (\d+), not viable (\d+) \(([^)]+)\) ?(.*)$`)
+
+// readRuns reads the gremlins lines an earlier run printed.
+func readRuns(path string) ([]gremlinsRun, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var runs []gremlinsRun
+	for _, m := range runLine.FindAllStringSubmatch(string(b), -1) {
+		r := gremlinsRun{pkg: m[1], err: strings.TrimSpace(m[8])}
+		for i, n := range []*int{&r.killed, &r.lived, &r.notCovered, &r.timedOut, &r.notViable} {
+			fmt.Sscan(m[i+2], n)
+		}
+		if r.took, err = time.ParseDuration(m[7]); err != nil {
+			return nil, fmt.Errorf("%s: %q: %w", path, m[0], err)
+		}
+		runs = append(runs, r)
+	}
+	if len(runs) == 0 {
+		return nil, fmt.Errorf("%s: no gremlins lines", path)
+	}
+	return runs, nil
 }
 
 // copyTracked copies the files git tracks, as they are in the working tree, into dir.
@@ -212,6 +261,9 @@ func report(outcomes []outcome, runs []gremlinsRun) []byte {
 	}
 	if len(runs) > 0 {
 		b.WriteString("\n## gremlins v0.6.0\n\n`gremlins unleash --workers 1 --test-cpu 2 --timeout-coefficient 3 PKG` on the copy.\n\n")
+		if earlierNote != "" {
+			fmt.Fprintf(&b, "These figures are from an earlier run (`--gremlins-from`): %s.\n\n", earlierNote)
+		}
 		b.WriteString("| package | killed | lived | not covered | timed out | not viable | took | note |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 		for _, r := range runs {
 			fmt.Fprintf(&b, "| `%s` | %d | %d | %d | %d | %d | %s | %s |\n", r.pkg, r.killed, r.lived, r.notCovered, r.timedOut, r.notViable, r.took.Round(time.Second), r.err)

@@ -166,7 +166,6 @@ func effectiveEnv(t *testing.T, c corev1.Container, objs []*unstructured.Unstruc
 // what matters: RBAC rules, the controller's arguments and environment, security contexts,
 // resources, replicas and the disruption budget; and both pass the manifests' safeguards.
 func TestChartDefaultsMatchKustomize(t *testing.T) {
-	peak := benchmarkPeakRSS(t)
 	for name, tc := range map[string]struct {
 		values, kustomize, roleKind string
 	}{
@@ -184,7 +183,7 @@ func TestChartDefaultsMatchKustomize(t *testing.T) {
 				t.Errorf("leader election rules differ:\nchart     %+v\nkustomize %+v", got, want)
 			}
 			cw, kw := renderedWorkload(t, chart), renderedWorkload(t, kust)
-			checkWorkload(t, cw, peak)
+			checkWorkload(t, cw)
 			cd, kd := cw.deployment, kw.deployment
 			cc, kc := controllerContainer(t, cd), controllerContainer(t, kd)
 			for what, pair := range map[string][2]any{

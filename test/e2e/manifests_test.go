@@ -3,9 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"math"
 	"net"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -31,6 +29,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/mumoshu/aws-secret-controller/internal/capacity"
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
 	"github.com/mumoshu/aws-secret-controller/pkg/testenv"
 )
@@ -72,17 +71,16 @@ func TestManifestsCRDInstalledSeparately(t *testing.T) {
 // both variants, as rendered and, for the namespaced variant applied into a namespace, as the API
 // server stores it: a pinned release image, probes and a Service on the container's named ports
 // (and on the ports the flags bind), replicas spread over nodes without ever staying Pending, a
-// PodDisruptionBudget that covers exactly the Deployment's Pods, and memory sized above the peak
-// RSS that docs/benchmarks*.md measured, with GOMEMLIMIT between that peak and the limit.
+// PodDisruptionBudget that covers exactly the Deployment's Pods, and memory as internal/capacity
+// sizes it for capacity.DefaultObjects AWSSecrets.
 func TestManifestsDeploymentSafeguards(t *testing.T) {
 	ctx := context.Background()
-	peak := benchmarkPeakRSS(t)
 	for name, dir := range map[string]string{
 		"cluster-wide": filepath.Join(repoRoot, "manifests"),
 		"namespaced":   filepath.Join(repoRoot, "manifests", "namespaced"),
 	} {
 		t.Run(name, func(t *testing.T) {
-			checkWorkload(t, renderedWorkload(t, render(t, dir)), peak)
+			checkWorkload(t, renderedWorkload(t, render(t, dir)))
 		})
 	}
 
@@ -108,7 +106,7 @@ func TestManifestsDeploymentSafeguards(t *testing.T) {
 		t.Fatal(err)
 	}
 	stored.services = services.Items
-	t.Run("namespaced-as-stored", func(t *testing.T) { checkWorkload(t, stored, peak) })
+	t.Run("namespaced-as-stored", func(t *testing.T) { checkWorkload(t, stored) })
 }
 
 // TestNamespacedUninstallKeepsUserNamespace follows the README for the namespaced variant in a
@@ -372,8 +370,8 @@ func fromUnstructured(t *testing.T, obj *unstructured.Unstructured, into any) {
 // releaseTag is what the release workflow tags an image with (it runs on tags v*).
 var releaseTag = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$`)
 
-// checkWorkload holds w to what the manifests promise; peakRSS is the highest RSS measured.
-func checkWorkload(t *testing.T, w workload, peakRSS resource.Quantity) {
+// checkWorkload holds w to what the manifests promise.
+func checkWorkload(t *testing.T, w workload) {
 	t.Helper()
 	d := w.deployment
 	pods := labels.Set(d.Spec.Template.Labels)
@@ -476,8 +474,8 @@ func checkWorkload(t *testing.T, w workload, peakRSS resource.Quantity) {
 		}
 	}
 
-	// Resources: requests within limits, memory requested for the measured peak, GOMEMLIMIT
-	// above that peak (else the GC runs hot at the measured load) and ~80% of the limit.
+	// Resources: requests within limits, and memory as internal/capacity sizes it for
+	// capacity.DefaultObjects AWSSecrets (its test holds the formula to every benchmark run).
 	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
 		req, hasReq := c.Resources.Requests[r]
 		limit, hasLimit := c.Resources.Limits[r]
@@ -487,9 +485,12 @@ func checkWorkload(t *testing.T, w workload, peakRSS resource.Quantity) {
 			t.Errorf("%s: request %s above limit %s", r, req.String(), limit.String())
 		}
 	}
-	reqMem, limitMem := c.Resources.Requests.Memory(), c.Resources.Limits.Memory()
-	if reqMem.Cmp(peakRSS) < 0 {
-		t.Errorf("requests.memory %s is below the benchmark's peak RSS %s", reqMem.String(), mib(peakRSS))
+	want := capacity.For(capacity.DefaultObjects)
+	if got := c.Resources.Requests.Memory().Value(); got != want.RequestMiB<<20 {
+		t.Errorf("requests.memory %s, want %dMi (internal/capacity for %d AWSSecrets)", c.Resources.Requests.Memory(), want.RequestMiB, capacity.DefaultObjects)
+	}
+	if got := c.Resources.Limits.Memory().Value(); got != want.LimitMiB<<20 {
+		t.Errorf("limits.memory %s, want %dMi (internal/capacity for %d AWSSecrets)", c.Resources.Limits.Memory(), want.LimitMiB, capacity.DefaultObjects)
 	}
 	k := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" })
 	if k < 0 {
@@ -501,11 +502,8 @@ func checkWorkload(t *testing.T, w workload, peakRSS resource.Quantity) {
 		t.Errorf("GOMEMLIMIT %q: %v", c.Env[k].Value, err)
 		return
 	}
-	if lo, hi := 0.7*float64(limitMem.Value()), 0.9*float64(limitMem.Value()); float64(memLimit) < lo || float64(memLimit) > hi {
-		t.Errorf("GOMEMLIMIT %s is %.0f%% of limits.memory %s, want 70–90%%", c.Env[k].Value, 100*float64(memLimit)/float64(limitMem.Value()), limitMem.String())
-	}
-	if memLimit <= peakRSS.Value() {
-		t.Errorf("GOMEMLIMIT %s is not above the benchmark's peak RSS %s", c.Env[k].Value, mib(peakRSS))
+	if memLimit != want.GoMemLimitMiB<<20 {
+		t.Errorf("GOMEMLIMIT %s, want %dMiB (internal/capacity for %d AWSSecrets)", c.Env[k].Value, want.GoMemLimitMiB, capacity.DefaultObjects)
 	}
 }
 
@@ -545,47 +543,6 @@ func parseGoMemLimit(s string) (int64, error) {
 	}
 	v, err := strconv.ParseUint(s, 10, 63)
 	return int64(v), err
-}
-
-// benchmarkPeakRSS is the highest "RSS MiB (peak)" that docs/benchmarks*.md report, the figure
-// the Deployment's memory is sized from.
-func benchmarkPeakRSS(t *testing.T) resource.Quantity {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join(repoRoot, "docs", "benchmarks*.md"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no docs/benchmarks*.md (%v)", err)
-	}
-	inParens := regexp.MustCompile(`\(([0-9.]+)\)`)
-	peak := 0.0
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		column := -1
-		for line := range strings.Lines(string(b)) {
-			cells := strings.Split(line, "|")
-			if i := slices.IndexFunc(cells, func(c string) bool { return strings.TrimSpace(c) == "RSS MiB (peak)" }); i >= 0 {
-				column = i
-				continue
-			}
-			if column < 0 || column >= len(cells) {
-				column = -1 // the table ended
-				continue
-			}
-			if m := inParens.FindStringSubmatch(cells[column]); m != nil {
-				v, err := strconv.ParseFloat(m[1], 64)
-				if err != nil {
-					t.Fatalf("%s: %q: %v", f, line, err)
-				}
-				peak = max(peak, v)
-			}
-		}
-	}
-	if peak == 0 {
-		t.Fatalf("no \"RSS MiB (peak)\" figure in %v", files)
-	}
-	return *resource.NewQuantity(int64(math.Ceil(peak*(1<<20))), resource.BinarySI)
 }
 
 // ownedSecret is a Secret whose controller is the AWSSecret, as the controller writes it.

@@ -1,0 +1,133 @@
+package capacity
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// run is what a committed benchmark report says: its parameters and each scenario's peak.
+type run struct {
+	Parameters struct {
+		Objects        int    `json:"objects"`
+		ControllerArgs string `json:"controllerArgs"`
+	} `json:"parameters"`
+	Scenarios []struct {
+		Name       string `json:"name"`
+		PeakRSSKiB int64  `json:"peakRssKiB"`
+	} `json:"scenarios"`
+	Noisy *struct {
+		Objects int `json:"objects"`
+	} `json:"noisyNeighbour"`
+	Hostile *struct {
+		Objects int `json:"objects"`
+	} `json:"hostileTenant"`
+}
+
+var cacheFlag = regexp.MustCompile(`--version-cache-bytes[= ](-?[0-9]+)`)
+
+// TestEveryBenchmarkIsWithinTheFormula: every peak resident set that a committed benchmark
+// report (docs/benchmarks*.json) measured is within PeakMiB for its number of AWSSecrets, so
+// the resources derived from the formula cover every load that was measured.
+func TestEveryBenchmarkIsWithinTheFormula(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "docs", "benchmarks*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no docs/benchmarks*.json (%v)", err)
+	}
+	checked := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r run
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		var cache int64
+		if m := cacheFlag.FindStringSubmatch(r.Parameters.ControllerArgs); m != nil {
+			cache, _ = strconv.ParseInt(m[1], 10, 64)
+		}
+		for _, s := range r.Scenarios {
+			objects := r.Parameters.Objects
+			switch {
+			case s.Name[:2] == "N1" && r.Noisy != nil:
+				objects = r.Noisy.Objects + 1 // and the quiet namespace's
+			case s.Name[:2] == "H1" && r.Hostile != nil:
+				objects = r.Hostile.Objects + 1
+			}
+			peak, bound := float64(s.PeakRSSKiB)/1024, PeakMiB(objects, cache)
+			if peak > bound {
+				t.Errorf("%s: %s: peak RSS %.1f MiB at %d AWSSecrets is above the formula's %.1f MiB", filepath.Base(f), s.Name, peak, objects, bound)
+			}
+			checked++
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no scenario with a peak RSS in docs/benchmarks*.json")
+	}
+}
+
+// TestFor: the resources follow the formula, in the steps the manifests use, and the objects a
+// limit serves are the ones For sizes it for.
+func TestFor(t *testing.T) {
+	for _, n := range []int{0, 1000, DefaultObjects, 50000, 100000} {
+		r := For(n)
+		peak := PeakMiB(n, 0)
+		if float64(r.RequestMiB) < peak || float64(r.RequestMiB) >= peak+16 {
+			t.Errorf("For(%d).RequestMiB = %d, want the peak %.1f rounded up to 16", n, r.RequestMiB, peak)
+		}
+		if float64(r.LimitMiB) < peak*Headroom || r.LimitMiB%32 != 0 {
+			t.Errorf("For(%d).LimitMiB = %d, want the peak × %.2f rounded up to 32", n, r.LimitMiB, Headroom)
+		}
+		if frac := float64(r.GoMemLimitMiB) / float64(r.LimitMiB); frac > GoMemLimitFraction || frac < GoMemLimitFraction-0.05 || float64(r.GoMemLimitMiB) <= peak {
+			t.Errorf("For(%d).GoMemLimitMiB = %d of %d: want about %.0f%% of the limit, above the peak %.1f", n, r.GoMemLimitMiB, r.LimitMiB, 100*GoMemLimitFraction, peak)
+		}
+		if got := Objects(r.LimitMiB); got < n {
+			t.Errorf("Objects(%d) = %d, want at least %d", r.LimitMiB, got, n)
+		}
+	}
+}
+
+// TestREADMECapacityTable: the README's capacity table gives, for the shipped default and for
+// 50,000 and 100,000 AWSSecrets, the settings For computes, and names how many AWSSecrets the
+// shipped limit serves.
+func TestREADMECapacityTable(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	for _, n := range []int{DefaultObjects, 50000, 100000} {
+		r := For(n)
+		row := regexp.MustCompile(`(?m)^\| ` + regexp.QuoteMeta(thousands(n)) + `\b[^|]*\| ([^|]+) \| ([^|]+) \| ([^|]+) \|$`).FindStringSubmatch(readme)
+		if row == nil {
+			t.Errorf("README: no capacity table row for %s AWSSecrets", thousands(n))
+			continue
+		}
+		want := []string{fmt.Sprintf("%dMi", r.RequestMiB), fmt.Sprintf("%dMi", r.LimitMiB), fmt.Sprintf("%dMiB", r.GoMemLimitMiB)}
+		for i, w := range want {
+			if got := strings.Trim(strings.TrimSpace(row[i+1]), "`"); got != w {
+				t.Errorf("README: %s AWSSecrets: column %d is %q, want %q (internal/capacity)", thousands(n), i+2, got, w)
+			}
+		}
+	}
+	served := thousands(Objects(For(DefaultObjects).LimitMiB) / 1000 * 1000)
+	if !strings.Contains(readme, "serves about "+served+" AWSSecrets") {
+		t.Errorf("README does not say the shipped limit serves about %s AWSSecrets", served)
+	}
+}
+
+// thousands writes n with commas: 100000 is 100,000.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
