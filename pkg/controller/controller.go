@@ -87,10 +87,10 @@ type Options struct {
 	AWSSecretClient clientset.Interface
 	// AWSSecretInformer watches AWSSecrets.
 	AWSSecretInformer informers.AWSSecretInformer
-	// SecretInformer watches Secrets. Build its factory with ManagedSecretsOnly, so that it caches
-	// only the controller's Secrets, and with WithTransform(TransformForCache), so that it caches
-	// their data's digest instead of the data. Without the transform the controller works the
-	// same, but every value stays in memory.
+	// SecretInformer watches Secrets. Register NewSecretInformer with its factory (InformerFor),
+	// built WithTransform(TransformForCache): it caches only the controller's Secrets, with their
+	// data's digest instead of the data. Any Secret informer works (the controller computes the
+	// digest itself when the cache holds data), but then every value stays in memory.
 	SecretInformer coreinformers.SecretInformer
 	// Versions reads Secrets Manager; normally an *awssm.Cache shared by every AWSSecret.
 	Versions VersionGetter

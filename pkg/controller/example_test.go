@@ -7,11 +7,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
 	"github.com/mumoshu/aws-secret-controller/pkg/awssm"
@@ -52,6 +54,10 @@ func Example() {
 	kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(kubeClient, 10*time.Hour,
 		kubeinformers.WithTweakListOptions(controller.ManagedSecretsOnly),
 		kubeinformers.WithTransform(controller.TransformForCache))
+	// The controller's own Secrets, without their data: no secret value stays in memory.
+	kubeFactory.InformerFor(&corev1.Secret{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return controller.NewSecretInformer(c, "", resync)
+	})
 	factory := informers.NewSharedInformerFactory(client, 10*time.Hour)
 
 	c, err := controller.NewController(ctx, controller.Options{
