@@ -19,7 +19,8 @@ func markdown(r report) string {
 	p("AWS calls are counted twice: by the controller's `aws_secret_controller_aws_api_calls_total` and by\n")
 	p("the emulator's request log. Writes are the controller's, from kube-apiserver's `apiserver_request_total`\n")
 	p("(creates/updates/deletes of Secrets, AWSSecret status updates, event creates/patches). Memory is the\n")
-	p("controller's resident set (`VmRSS`) when the scenario ends and its peak (`VmHWM`), from /proc.\n\n")
+	p("controller's resident set (`VmRSS`) when the scenario ends and its peak (`VmHWM`), from /proc.\n")
+	p("Memory with realistic value sizes and at 50,000 and 100,000 AWSSecrets: [memory.md](memory.md).\n\n")
 
 	p("| scenario | seconds | GetSecretValue (metrics / emulator / expected) | controller writes | RSS MiB (peak) | Go heap in use MiB | notes |\n")
 	p("| --- | ---: | --- | --- | --- | ---: | --- |\n")
