@@ -295,20 +295,21 @@ by Go's cover profile. There are four kinds, and no untested logic among them:
   switch in awssm.go, run by pkg/controller's SecretBinary rows), propertyPath's escapes and propertyRaw's member checks in
   pkg/render's payload.go (TestPropertyPath, TestDataEntries) and cmp's kind switch in template.go
   (TestComparisonsMatchTextTemplate), and in pkg/controller NewController's checks of its
-  options, syncSecret's and currentSecret's decisions (sync.go) and sharedBool (cache.go), all run
-  by TestSyncHandler's rows and the cache tests. The fairqueue, tenancy, bump and
-  update-aws-secret-ids places are of this kind too.
+  options (TestNewControllerNeedsItsOptions), syncSecret's and currentSecret's decisions (sync.go,
+  TestSyncHandler's rows) and sharedBool (cache.go). So are every place in pkg/fairqueue (pop's
+  choice of class and the deque's shrinking), pkg/tenancy (Decide's rules, TestDecide) and pkg/bump
+  (the YAML scalar's quoting), and update-aws-secret-ids' result switch.
 - **Conditions the cover profile puts in no block.** These are the ` + "`if err != nil`" + ` checks after a
   func literal in the same statement (the event handler registrations in pkg/controller's
   controller.go), and the constants built with + (pkg/controller/secret.go's annotation names),
   where - would not compile on strings.
 - **Code that other packages' tests run.** MappingDigest and VersionsDigest in pkg/render/mapping.go
   are run by pkg/controller's tests, which compare the annotations they write with them.
-- **The binary's main and run** (cmd/aws-secret-controller/main.go: flag defaults, wiring, exits).
-  The e2e suite runs them as the real binary on the local stack, and gremlins does not run that
-  suite.
+- **The binaries' main and run** (cmd/aws-secret-controller/main.go: flag defaults, wiring,
+  exits; update-aws-secret-ids' main). The e2e suite runs them as the real binaries on the local
+  stack, and gremlins does not run that suite.
 
 **Timed out** counts as detected: the mutant made the tests run past 3 times their normal time.
-In pkg/bump these are mutants of the concurrency limit's loop, which a quiet machine kills outright
-(90 of 90 on 2026-11-29T04:35Z). The benchmarks ran alongside this report.
+Run alone on a quiet machine (2026-11-29T04:35Z), pkg/bump had none: all 90 of its mutants were
+killed outright.
 `
