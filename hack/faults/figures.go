@@ -115,8 +115,10 @@ func attemptRates(reqs []testenv.ProxyRequest, win window) (mean float64, peak i
 type auditFigures struct {
 	writes    map[string]int // "secrets.create", "awssecrets/status.update", "events.create", ...
 	conflicts int
-	// lists are LIST requests, by resource. (A watch that expired is not here: the watch cache
-	// sends its 410 inside a watch answered 200.)
+	// lists are the lists the controller made, by resource: LIST requests, and watches that
+	// stream a list (sendInitialEvents=true, client-go's WatchListClient, which the binary turns
+	// on). (A watch that expired is not here: the watch cache sends its 410 inside a watch
+	// answered 200.)
 	lists map[string]int
 }
 
@@ -140,6 +142,10 @@ func countAudit(events []testenv.AuditEvent, win window) auditFigures {
 			}
 		case "list":
 			f.lists[res]++
+		case "watch":
+			if ev.Stage == "ResponseStarted" && strings.Contains(ev.RequestURI, "sendInitialEvents=true") {
+				f.lists[res]++
+			}
 		}
 	}
 	return f

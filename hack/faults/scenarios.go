@@ -594,7 +594,7 @@ func watchExpiry(ctx context.Context, w *world) ([]*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.note("watches that expired (410 Gone, from the controller's -v=4 log): %s; its LISTs after the restart: %s; a new AWSSecret synced %.2f s after its creation", formatCounts(expired), formatCounts(a.lists), probed.Seconds())
+	r.note("watches that expired (410 Gone, from the controller's -v=4 log): %s; its lists after the restart (LIST or streamed): %s; a new AWSSecret synced %.2f s after its creation", formatCounts(expired), formatCounts(a.lists), probed.Seconds())
 	r.check(len(expired) > 0, "the fault happened: watches expired (410 Gone)", "%s", formatCounts(expired))
 	r.check(r.Restarts == 0, "the same process relisted (no restart)", "%d restarts", r.Restarts)
 	r.check(r.Answered == 0, "no GetSecretValue for the relist or the probe (cached version)", "%d", r.Answered)

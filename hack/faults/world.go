@@ -27,10 +27,11 @@ import (
 )
 
 // auditPolicy logs, once each request is answered, what the figures count: writes and reads of
-// the objects the controller touches, and its Lease.
+// the objects the controller touches, and its Lease. Watches are logged when they start
+// (ResponseStarted, which only long-running requests have): a streamed list is a watch.
 const auditPolicy = `apiVersion: audit.k8s.io/v1
 kind: Policy
-omitStages: ["RequestReceived", "ResponseStarted"]
+omitStages: ["RequestReceived"]
 rules:
 - level: Metadata
   resources:
