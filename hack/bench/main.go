@@ -106,7 +106,15 @@ func main() {
 	flag.DurationVar(&c.convergeTimeout, "converge-timeout", 10*time.Minute, "S1, S3, S4, S5: how long a controller gets to sync every AWSSecret (and, if longer than 5m, to become ready) before the run fails.")
 	flag.IntVar(&c.createWorkers, "create-workers", 32, "Concurrent creates by the driver when it sets up the N AWSSecrets and S5's unrelated Secrets (its client has QPS 2000, burst 4000).")
 	flag.BoolVar(&c.baseline, "baseline", true, "Measure the plain client-go loop (and the unlimited ceiling) before S1: N Secret creates each. false skips both, e.g. for a scale run; S1's \"within 1.5x\" target then reads \"not measured\".")
+	rerender := flag.String("markdown-from", "", "Render the markdown report (--out) from a JSON report written earlier, and run nothing: for a report whose markdown gained a section since.")
 	flag.Parse()
+	if *rerender != "" {
+		if err := markdownFrom(*rerender, c.markdown); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := checkValueFlags(c.valueSize, c.valueMix); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
@@ -766,4 +774,17 @@ func writeReports(repo string, c config, r report) error {
 	}
 	drive.Logf("wrote %s", mdPath)
 	return nil
+}
+
+// markdownFrom renders the markdown report of a JSON report.
+func markdownFrom(jsonPath, mdPath string) error {
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		return err
+	}
+	var r report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("%s: %w", jsonPath, err)
+	}
+	return os.WriteFile(mdPath, []byte(markdown(r)), 0o644)
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/mumoshu/aws-secret-controller/internal/capacity"
 )
 
 // markdown renders a report as docs/benchmarks.md.
@@ -32,7 +34,7 @@ func markdown(r report) string {
 		p("| %s | %.1f | %s / %d / %d | %s | %.1f (%.1f) | %.1f | %s |\n", s.Name, s.Seconds, metrics, s.AWSCallsKumo, s.WantAWSCalls,
 			writes(s.Writes), mib(s.RSSKiB), mib(s.PeakRSSKiB), s.HeapInuseMiB, s.Notes)
 	}
-	perObjectMarkdown(p, r.Scenarios)
+	perObjectMarkdown(p, r.Scenarios, objectsOf(r))
 	if r.Baseline.Writes > 0 {
 		p("\nThroughput ceiling: a plain client-go loop creating %d Secrets with the controller's QPS, burst and\n", r.Baseline.Writes)
 		p("concurrency (QPS %d, %d workers) took **%.1f s** (%.0f writes/s). With no client-side limit (64 workers) the\n", r.Baseline.QPS, r.Baseline.Workers, r.Baseline.Seconds, r.Baseline.PerSec)
@@ -122,7 +124,7 @@ func baselineSkipped(r report) bool {
 
 // perObjectMarkdown renders the S scenarios' memory per AWSSecret, in a table of its own below
 // the scenarios' (whose columns stay as they were).
-func perObjectMarkdown(p func(string, ...any), scenarios []scenario) {
+func perObjectMarkdown(p func(string, ...any), scenarios []scenario, objects int) {
 	var rows []scenario
 	for _, s := range scenarios {
 		if s.ValueBytesPerObject > 0 || s.RSSKiBPerObject > 0 {
@@ -142,6 +144,38 @@ func perObjectMarkdown(p func(string, ...any), scenarios []scenario) {
 	for _, s := range rows {
 		p("| %s | %.0f | %.2f | %.2f | %.1f | %.2f |\n", s.Name, s.ValueBytesPerObject, s.RSSKiBPerObject, s.HeapKiBPerObject, s.HeapLiveMiB, s.HeapLiveKiBPerObject)
 	}
+	if objects <= 0 {
+		return
+	}
+	// The memory targets: the peak within the formula the Deployment is sized by (default version
+	// cache), and at 100,000 AWSSecrets or more at most 4 KiB resident per AWSSecret.
+	p("\n| memory target | measured | met |\n| --- | --- | --- |\n")
+	bound := capacity.PeakMiB(objects, 0)
+	for _, s := range rows {
+		peak := mib(s.PeakRSSKiB)
+		p("| %s: peak RSS within internal/capacity's %.1f MiB for %d AWSSecrets | %.1f MiB | %s |\n", s.Name[:2], bound, objects, peak, yesNo(peak <= bound))
+		if objects >= 100000 {
+			p("| %s: RSS per AWSSecret <= 4 KiB | %.2f KiB | %s |\n", s.Name[:2], s.RSSKiBPerObject, yesNo(s.RSSKiBPerObject <= 4))
+		}
+	}
+}
+
+// objectsOf is the run's number of AWSSecrets (the S scenarios'), or 0.
+func objectsOf(r report) int {
+	switch n := r.Parameters["objects"].(type) {
+	case int:
+		return n
+	case float64: // read back from JSON
+		return int(n)
+	}
+	return 0
+}
+
+func yesNo(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "**no**"
 }
 
 // noisyMarkdown renders N1.

@@ -168,3 +168,30 @@ func TestMarkdownWithoutBaseline(t *testing.T) {
 		t.Errorf("markdown has a division by zero:\n%s", md)
 	}
 }
+
+// TestMemoryTargets: the report holds each S scenario's peak to internal/capacity's formula, and
+// at 100,000 AWSSecrets or more its RSS per AWSSecret to 4 KiB, saying no when they are missed.
+func TestMemoryTargets(t *testing.T) {
+	r := report{
+		Parameters: map[string]any{"objects": 100000},
+		Scenarios: []scenario{
+			{Name: "S1 cold start", RSSKiB: 489000, PeakRSSKiB: 489000, ValueBytesPerObject: 1954, RSSKiBPerObject: 4.89},
+			{Name: "S3 restart", RSSKiB: 390000, PeakRSSKiB: 700 << 10, ValueBytesPerObject: 1954, RSSKiBPerObject: 3.9},
+		},
+	}
+	md := markdown(r)
+	for _, want := range []string{
+		"| S1: peak RSS within internal/capacity's 625.1 MiB for 100000 AWSSecrets | 477.5 MiB | yes |",
+		"| S1: RSS per AWSSecret <= 4 KiB | 4.89 KiB | **no** |",
+		"| S3: peak RSS within internal/capacity's 625.1 MiB for 100000 AWSSecrets | 700.0 MiB | **no** |",
+		"| S3: RSS per AWSSecret <= 4 KiB | 3.90 KiB | yes |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the report lacks %q", want)
+		}
+	}
+	r.Parameters["objects"] = 10000
+	if strings.Contains(markdown(r), "<= 4 KiB") {
+		t.Error("the 4 KiB target is reported below 100,000 AWSSecrets")
+	}
+}
