@@ -54,6 +54,9 @@ type options struct {
 	kubeAPIBurst        int
 	awsRegion           string
 	awsEndpoint         string
+	awsAPIQPS           float64
+	awsAPIBurst         int
+	awsAPIMinQPS        float64
 	versionCacheBytes   int64
 	leaderElect         bool
 	leaderElectID       string
@@ -82,6 +85,9 @@ func main() {
 	flag.IntVar(&o.kubeAPIBurst, "kube-api-burst", 400, "Burst of queries to the Kubernetes API.")
 	flag.StringVar(&o.awsRegion, "aws-region", "", "AWS region. Empty means AWS_REGION or the shared AWS config.")
 	flag.StringVar(&o.awsEndpoint, "aws-endpoint", "", "Secrets Manager endpoint URL, e.g. for an emulator. Empty means AWS's, or AWS_ENDPOINT_URL_SECRETS_MANAGER.")
+	flag.Float64Var(&o.awsAPIQPS, "aws-api-qps", 0, "Cap on requests per second to Secrets Manager (every attempt, SDK retries included, every identity). 0 means no cap but the rate throttling sets: a throttled request halves the rate, at most once a second, down to --aws-api-min-qps.")
+	flag.IntVar(&o.awsAPIBurst, "aws-api-burst", 0, "Burst of requests to Secrets Manager above --aws-api-qps. 0 means --aws-api-qps.")
+	flag.Float64Var(&o.awsAPIMinQPS, "aws-api-min-qps", awssm.DefaultMinQPS, "Floor of the request rate that throttling by Secrets Manager lowers.")
 	flag.Int64Var(&o.versionCacheBytes, "version-cache-bytes", awssm.DefaultCacheBytes, "Bound on the secret versions kept in memory, in bytes. Negative disables the cache.")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader through a Lease so that only one replica syncs.")
 	flag.StringVar(&o.leaderElectID, "leader-elect-id", controller.ComponentName, "Name of the leader election Lease.")
@@ -199,15 +205,22 @@ func run(ctx context.Context, o options) error {
 	}
 	policy := tenancy.Policy{Mode: mode, Global: global}
 
-	smCfg := awssm.Config{Region: o.awsRegion, Endpoint: o.awsEndpoint}
+	if o.awsAPIQPS < 0 || o.awsAPIBurst < 0 || o.awsAPIMinQPS <= 0 {
+		return fmt.Errorf("--aws-api-qps and --aws-api-burst cannot be negative, and --aws-api-min-qps must be positive")
+	}
+	m := newMetrics()
+	pacer := awssm.NewPacer(awssm.PacerOptions{QPS: o.awsAPIQPS, Burst: o.awsAPIBurst, MinQPS: o.awsAPIMinQPS, OnAttempt: m.observeAWSAttempt})
+	smCfg := awssm.Config{Region: o.awsRegion, Endpoint: o.awsEndpoint, Pacer: pacer, OnAssumeRole: m.observeAssumeRole}
 	awsCfg, err := awssm.LoadConfig(ctx, smCfg)
 	if err != nil {
 		return err
 	}
 	roles := awssm.NewRoles(awsCfg, smCfg, o.roleSessionTags)
-	m := newMetrics()
-	versions := awssm.NewCache(awssm.NewClient(awsCfg, smCfg), awssm.CacheOptions{MaxBytes: o.versionCacheBytes, OnCall: m.observeAWSCall, Roles: roles.For})
+	versions := awssm.NewCache(awssm.NewClient(awsCfg, smCfg), awssm.CacheOptions{
+		MaxBytes: o.versionCacheBytes, OnCall: m.observeAWSCall, Roles: roles.For, Logger: klog.FromContext(ctx),
+	})
 	m.registerCache(versions)
+	m.registerPacer(pacer)
 
 	kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(kubeClient, o.resyncPeriod,
 		kubeinformers.WithNamespace(o.namespace),

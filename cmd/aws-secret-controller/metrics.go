@@ -19,6 +19,8 @@ const metricsNamespace = "aws_secret_controller"
 type metrics struct {
 	registry     *prometheus.Registry
 	awsCalls     *prometheus.CounterVec
+	awsAttempts  *prometheus.CounterVec
+	assumeRole   *prometheus.CounterVec
 	syncs        *prometheus.CounterVec
 	syncDuration prometheus.Histogram
 }
@@ -29,8 +31,18 @@ func newMetrics() *metrics {
 		awsCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace,
 			Name:      "aws_api_calls_total",
-			Help:      "Calls to AWS Secrets Manager by operation and result (success or the Ready reason of the error).",
+			Help:      "Operations on AWS Secrets Manager (each up to 3 SDK attempts) by operation and result (success or the Ready reason of the error).",
 		}, []string{"operation", "result"}),
+		awsAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace,
+			Name:      "aws_api_attempts_total",
+			Help:      "HTTP attempts on AWS Secrets Manager, SDK retries included, by operation and result (success, Throttled or error).",
+		}, []string{"operation", "result"}),
+		assumeRole: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace,
+			Name:      "aws_sts_assume_role_calls_total",
+			Help:      "STS AssumeRole calls for namespace roles, by result (success or the Ready reason of the error).",
+		}, []string{"result"}),
 		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace,
 			Name:      "syncs_total",
@@ -43,7 +55,7 @@ func newMetrics() *metrics {
 			Buckets:   prometheus.ExponentialBuckets(0.0005, 4, 10),
 		}),
 	}
-	m.registry.MustRegister(m.awsCalls, m.syncs, m.syncDuration,
+	m.registry.MustRegister(m.awsCalls, m.awsAttempts, m.assumeRole, m.syncs, m.syncDuration,
 		// go_gc_heap_live_bytes (the heap the last GC found live) on top of the default Go
 		// metrics: the figure the memory sizing in docs/benchmarks.md is based on.
 		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)})),
@@ -56,30 +68,63 @@ func (m *metrics) observeAWSCall(operation, result string) {
 	m.awsCalls.WithLabelValues(operation, result).Inc()
 }
 
+func (m *metrics) observeAWSAttempt(operation, result string) {
+	m.awsAttempts.WithLabelValues(operation, result).Inc()
+}
+
+func (m *metrics) observeAssumeRole(result string) {
+	m.assumeRole.WithLabelValues(result).Inc()
+}
+
 func (m *metrics) observeSync(result string, d time.Duration) {
 	m.syncs.WithLabelValues(result).Inc()
 	m.syncDuration.Observe(d.Seconds())
 }
 
-// registerCache exports the version cache's counters.
+// counter and gauge read a metric's value from a function at each scrape.
+func counter(name, help string, value func() float64) prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: metricsNamespace, Name: name, Help: help}, value)
+}
+
+func gauge(name, help string, value func() float64) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: metricsNamespace, Name: name, Help: help}, value)
+}
+
+// registerCache exports the version cache's counters, its holds and its circuit.
 func (m *metrics) registerCache(c *awssm.Cache) {
+	stat := func(f func(awssm.CacheStats) float64) func() float64 {
+		return func() float64 { return f(c.Stats()) }
+	}
 	m.registry.MustRegister(
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: metricsNamespace, Name: "version_cache_hits_total",
-			Help: "Reads of a secret version answered without a call of their own to Secrets Manager.",
-		}, func() float64 { return float64(c.Stats().Hits) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: metricsNamespace, Name: "version_cache_misses_total",
-			Help: "Reads of a secret version that called Secrets Manager.",
-		}, func() float64 { return float64(c.Stats().Misses) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: metricsNamespace, Name: "version_cache_entries",
-			Help: "Secret versions held in memory.",
-		}, func() float64 { return float64(c.Stats().Entries) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: metricsNamespace, Name: "version_cache_bytes",
-			Help: "Approximate memory held by cached secret versions.",
-		}, func() float64 { return float64(c.Stats().Bytes) }),
+		counter("version_cache_hits_total", "Reads of a secret version answered without a call of their own to Secrets Manager.",
+			stat(func(s awssm.CacheStats) float64 { return float64(s.Hits) })),
+		counter("version_cache_misses_total", "Reads of a secret version that called Secrets Manager.",
+			stat(func(s awssm.CacheStats) float64 { return float64(s.Misses) })),
+		gauge("version_cache_entries", "Secret versions held in memory.",
+			stat(func(s awssm.CacheStats) float64 { return float64(s.Entries) })),
+		gauge("version_cache_bytes", "Approximate memory held by cached secret versions.",
+			stat(func(s awssm.CacheStats) float64 { return float64(s.Bytes) })),
+		gauge("aws_read_holds", "Secret versions whose last read failed and that every AWSSecret pinning them waits for (no call until the hold ends).",
+			stat(func(s awssm.CacheStats) float64 { return float64(s.Holds) })),
+		gauge("aws_circuit_open", "1 while Secrets Manager is not answering and reads are stopped but for one probe at a time, else 0.",
+			stat(func(s awssm.CacheStats) float64 {
+				if s.CircuitOpen {
+					return 1
+				}
+				return 0
+			})),
+		gauge("aws_circuit_parked_reads", "Reads waiting for the circuit to close.",
+			stat(func(s awssm.CacheStats) float64 { return float64(s.Parked) })),
+	)
+}
+
+// registerPacer exports the rate the pacer allows, and how often throttling lowered it.
+func (m *metrics) registerPacer(p *awssm.Pacer) {
+	m.registry.MustRegister(
+		gauge("aws_api_rate_limit", "Requests per second to Secrets Manager the controller allows itself now: +Inf with no cap and no throttling.",
+			func() float64 { return p.Stats().Limit }),
+		counter("aws_api_rate_decreases_total", "Times throttling by Secrets Manager lowered the request rate (at most once a second).",
+			func() float64 { return float64(p.Stats().Decreases) }),
 	)
 }
 

@@ -242,3 +242,10 @@ func (f *fleet) leader(ctx context.Context) (*replica, string, error) {
 	}
 	return nil, holder, errNoLeader
 }
+
+// first returns the replica started first.
+func (f *fleet) first() *replica {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.replicas[0]
+}

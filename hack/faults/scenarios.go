@@ -347,14 +347,19 @@ func awsOutage(ctx context.Context, w *world) ([]*result, error) {
 		"%d Secrets updated when the endpoint went away, %d of %d when it came back", int(atStart), int(atEnd), w.cfg.objects)
 	// Some AWSSecret must have shown the outage, and only with a transient reason.
 	r.check(transient && len(reasons) > 0, "Ready reasons during the outage are the transient ones (AWSError, Throttled), and some were seen", "%s", formatCounts(reasons))
-	// Per-item back-off doubles, so a key retries at most about as late after the endpoint's
-	// return as it had been failing before it: recovery within the outage's length, plus the
-	// rollout's own time.
-	limit := w.cfg.outage.Seconds() + 30
-	r.check(r.Seconds <= limit, fmt.Sprintf("recovered within the outage's length plus 30 s (%.0f s)", limit), "%.1f s", r.Seconds)
+	// Issue 22's targets. The circuit probes at most every 5 s, and wakes every parked
+	// AWSSecret when a probe is answered: recovery is one probe interval plus the remaining
+	// reads and writes, whatever the outage's length.
+	r.check(failed <= 60, "at most 60 GetSecretValue operations during the outage (the circuit probes instead)", "%.0f", failed)
+	r.check(r.ErrorLines <= 400, "at most 400 error lines", "%d", r.ErrorLines)
+	r.check(r.Seconds <= 8, "every Secret right within 8 s of the endpoint's return (a 5 s probe interval, then the writes)", "%.1f s", r.Seconds)
 	checkCalls(r, w, r.Restarts+1)
 	return []*result{r}, nil
 }
+
+// throttledColdStart is the cold start under 50% throttling before the pacer existed (issue 22:
+// 19.5 s; the last run before it measured 12.7 s).
+const throttledColdStart = 19.5
 
 func proxyFault(f testenv.Faults) func(context.Context, *world) ([]*result, error) {
 	return func(ctx context.Context, w *world) ([]*result, error) {
@@ -374,7 +379,16 @@ func proxyFault(f testenv.Faults) func(context.Context, *world) ([]*result, erro
 		if f.Delay > 0 {
 			ideal := math.Ceil(float64(w.cfg.versions)/float64(w.cfg.workers)) * f.Delay.Seconds()
 			r.note("lower bound with %d workers: %d versions / %d workers x %s = %.0f s", w.cfg.workers, w.cfg.versions, w.cfg.workers, f.Delay, ideal)
-			r.check(r.Seconds <= 2*ideal+20, "the queue keeps moving: within twice the lower bound (+20 s)", "%.1f s for %.0f s", r.Seconds, ideal)
+			// A sync whose version another sync is reading is parked, not waited for: the
+			// workers are all reading distinct versions.
+			r.check(r.Seconds <= 1.25*ideal, "no worker waits on another's read: within 1.25 times the lower bound", "%.1f s for %.0f s", r.Seconds, ideal)
+		}
+		if f.Throttle > 0 {
+			decreases, _ := w.fleet.first().current().Metric("aws_secret_controller_aws_api_rate_decreases_total", nil)
+			limit, _ := w.fleet.first().current().Metric("aws_secret_controller_aws_api_rate_limit", nil)
+			r.note("the proxy throttles at random, not by rate (real Secrets Manager throttles by rate, where backing off is what converges fastest): backing off cannot lower the share throttled here, so the rate falls to its floor (--aws-api-min-qps, 20/s) and stays there; the controller lowered its rate %.0f times, and allowed %.0f/s at the end", decreases, limit)
+			r.check(decreases > 0, "the request rate backs off", "lowered %.0f times", decreases)
+			r.check(r.Seconds <= 1.25*throttledColdStart, fmt.Sprintf("cold start within a quarter more than before the rate backed off (%.1f s)", throttledColdStart), "%.1f s for %.1f s", r.Seconds, throttledColdStart)
 		}
 		checkCalls(r, w, r.Restarts+1)
 		return []*result{r}, nil

@@ -56,6 +56,12 @@ type Config struct {
 	Endpoint string
 	// AppID names the program in the User-Agent of its calls; empty means AppID.
 	AppID string
+	// Pacer, if set, paces the attempts of every Secrets Manager client made from this
+	// Config, role clients included.
+	Pacer *Pacer
+	// OnAssumeRole, if set, is told the result of every AssumeRole call the role clients make:
+	// "success" or the error's reason.
+	OnAssumeRole func(result string)
 }
 
 func (cfg Config) appID() string {
@@ -94,6 +100,9 @@ func (cfg Config) clientOptions(o *secretsmanager.Options) {
 	o.AppID = cfg.appID()
 	if cfg.Endpoint != "" {
 		o.BaseEndpoint = aws.String(cfg.Endpoint)
+	}
+	if cfg.Pacer != nil && o.Retryer != nil {
+		o.Retryer = cfg.Pacer.Wrap(o.Retryer)
 	}
 }
 

@@ -169,19 +169,21 @@ func TestCacheServesRepeatsWithoutCalls(t *testing.T) {
 	}
 }
 
-func TestCacheDoesNotKeepErrors(t *testing.T) {
+// TestCacheKeepsNoErrorAsAVersion: a failed read is never an entry; it is held for a while
+// (TestFailedReadsAreHeldAndShared), and the call is observed with its reason.
+func TestCacheKeepsNoErrorAsAVersion(t *testing.T) {
 	api := &countingAPI{err: &types.ResourceNotFoundException{Message: aws.String("can't find the specified secret.")}}
 	var observed []string
-	c := NewCache(api, CacheOptions{OnCall: func(op, result string) { observed = append(observed, result) }})
+	c, _, _ := guardedCache(t, api, CacheOptions{OnCall: func(op, result string) { observed = append(observed, result) }})
 	for range 2 {
 		if _, err := c.Get(context.Background(), Identity{}, "s", "v1"); err == nil {
 			t.Fatal("want an error")
 		}
 	}
-	if api.count() != 2 {
-		t.Errorf("calls = %d, want 2: errors must not be cached", api.count())
+	if s := c.Stats(); api.count() != 1 || s.Entries != 0 || s.Holds != 1 {
+		t.Errorf("calls = %d, stats %+v: want 1 call, no entry, 1 hold", api.count(), s)
 	}
-	if strings.Join(observed, ",") != "SecretNotFound,SecretNotFound" {
+	if strings.Join(observed, ",") != "SecretNotFound" {
 		t.Errorf("observed results = %q", observed)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -24,8 +25,18 @@ type Error struct {
 	// Transient errors (throttling, 5xx, network) are worth retrying soon; the others stay until
 	// something changes in AWS.
 	Transient bool
-	msg       string
-	err       error
+	// RetryAfter, when set, is how long the version stays held: every read of it gets this
+	// error without a call until then.
+	RetryAfter time.Duration
+	// Parked says that the read was not tried because Secrets Manager is not answering, and that
+	// the FetchOptions.Wake given is called when it answers again: asking before is pointless.
+	Parked bool
+	// endpoint is set when AWS gave no answer (connection errors, timeouts) or a 5xx: the path
+	// to Secrets Manager failed, not this read. describe is the error's short form.
+	endpoint bool
+	describe string
+	msg      string
+	err      error
 }
 
 func (e *Error) Error() string { return e.msg }
@@ -55,6 +66,16 @@ var transientCodes = map[string]bool{
 	"ServiceUnavailableException":    true,
 	"RequestTimeout":                 true,
 	"RequestTimeoutException":        true,
+	"EC2MetadataServiceUnavailable":  true,
+}
+
+// credentialCodes are the transientCodes about credentials rather than the endpoint.
+var credentialCodes = map[string]bool{
+	"ExpiredToken":                   true,
+	"ExpiredTokenException":          true,
+	"RequestExpired":                 true,
+	"IDPCommunicationError":          true,
+	"IDPCommunicationErrorException": true,
 	"EC2MetadataServiceUnavailable":  true,
 }
 
@@ -108,8 +129,35 @@ func Classify(err error, secretID, versionID string) error {
 		// No answer from AWS: network, DNS, TLS, timeouts, a canceled context.
 		e.Transient = true
 	}
-	e.msg = fmt.Sprintf("reading version %q of secret %q: %s", versionID, secretID, describe(err))
+	// A failure to get credentials from STS is not the Secrets Manager endpoint's: it is held
+	// like any other failed read, and opens no circuit.
+	e.endpoint = e.Transient && e.Reason != v1alpha1.ReasonThrottled && !credentialCodes[code] && !fromSTS(err)
+	e.describe = describe(err)
+	e.msg = fmt.Sprintf("reading version %q of secret %q: %s", versionID, secretID, e.describe)
 	return e
+}
+
+// fromSTS says whether err came from a call to STS (AssumeRole, AssumeRoleWithWebIdentity).
+func fromSTS(err error) bool {
+	for err != nil {
+		if op, ok := err.(*smithy.OperationError); ok && op.ServiceID == "STS" {
+			return true
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if fromSTS(e) {
+					return true
+				}
+			}
+			return false
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 func isDeletion(msg string) bool {

@@ -1,6 +1,7 @@
 package awssm
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -55,7 +56,27 @@ type Roles struct {
 // configuration, so AWS_ENDPOINT_URL_STS points it at an emulator. sessionTags adds the
 // SessionTagKey tag to every session; turn it off for trust policies without sts:TagSession.
 func NewRoles(awsCfg aws.Config, cfg Config, sessionTags bool) *Roles {
-	return &Roles{base: awsCfg, sts: sts.NewFromConfig(awsCfg), cfg: cfg, sessionTags: sessionTags, clients: map[Identity]API{}}
+	var client stscreds.AssumeRoleAPIClient = sts.NewFromConfig(awsCfg)
+	if cfg.OnAssumeRole != nil {
+		client = countingSTS{client, cfg.OnAssumeRole}
+	}
+	return &Roles{base: awsCfg, sts: client, cfg: cfg, sessionTags: sessionTags, clients: map[Identity]API{}}
+}
+
+// countingSTS tells observe the result of every AssumeRole call.
+type countingSTS struct {
+	stscreds.AssumeRoleAPIClient
+	observe func(result string)
+}
+
+func (c countingSTS) AssumeRole(ctx context.Context, in *sts.AssumeRoleInput, optFns ...func(*sts.Options)) (*sts.AssumeRoleOutput, error) {
+	out, err := c.AssumeRoleAPIClient.AssumeRole(ctx, in, optFns...)
+	result := "success"
+	if err != nil {
+		result = Classify(err, "", "").(*Error).Reason
+	}
+	c.observe(result)
+	return out, err
 }
 
 // For returns the client that reads as id.

@@ -70,12 +70,24 @@ const (
 	ResultReplaced  = EventReplaced
 	// ResultDeleting: the AWSSecret is being deleted, so nothing was written.
 	ResultDeleting = "Deleting"
+	// ResultWaiting: a version the AWSSecret needs is being read for another AWSSecret; it is
+	// synced again when that read is done.
+	ResultWaiting = "Waiting"
 )
 
 // VersionGetter returns one version of a Secrets Manager secret, read as an identity.
 // *awssm.Cache implements it.
 type VersionGetter interface {
 	Get(ctx context.Context, id awssm.Identity, secretID, versionID string) (awssm.Version, error)
+}
+
+// VersionFetcher is a VersionGetter that need not keep a worker waiting: the controller uses
+// Fetch when Options.Versions has it (*awssm.Cache does). A version being read for another
+// AWSSecret answers awssm.ErrInFlight and wakes the AWSSecret when the read is done; an
+// *awssm.Error with RetryAfter says when to ask again, one with Parked that a wake-up will come.
+type VersionFetcher interface {
+	VersionGetter
+	Fetch(ctx context.Context, id awssm.Identity, secretID, versionID string, opts awssm.FetchOptions) (awssm.Version, error)
 }
 
 // Options are what the controller needs. The informers must come from factories the caller
@@ -179,6 +191,8 @@ type Controller struct {
 	// being rendered again until it changes.
 	renderLimits   render.Limits
 	renderFailures renderMemo
+	// readFailures lets an AWSSecret whose spec or policy changed read a held version again.
+	readFailures readMemo
 
 	// clock stamps condition transitions.
 	clock clock.PassiveClock
@@ -399,6 +413,16 @@ func (c *Controller) handleErr(ctx context.Context, key cache.ObjectName, err er
 		return
 	}
 	switch f := classify(err); {
+	case f.parked:
+		// Something wakes it: the read it waits for, or Secrets Manager answering again.
+		logger.V(4).Info("Sync parked until its read can be answered", "awsSecret", key, "reason", f.reason)
+		c.queue.Forget(key)
+	case f.retryAfter > 0:
+		// A failed read, held for every AWSSecret that pins the version and logged once by the
+		// version cache: asked again when the hold ends, not before.
+		c.queue.Forget(key)
+		logger.V(4).Info("Sync failed; will retry when the read's hold ends", "awsSecret", key, "reason", f.reason, "err", err, "after", f.retryAfter)
+		c.queue.AddAfter(key, f.retryAfter)
 	case f.quiet:
 		logger.V(4).Info("Sync raced a stale cache; requeuing", "awsSecret", key, "err", err)
 		c.queue.AddRateLimited(key)

@@ -843,22 +843,35 @@ func TestManyAWSSecretsOneVersion(t *testing.T) {
 			ctx := f.context()
 			c := f.newController(ctx)
 
-			var wg sync.WaitGroup
-			errs := make(chan error, n)
-			for _, a := range f.awsSecretLister {
-				sync := func() { errs <- c.syncHandler(ctx, keyOf(t, a)) }
-				if concurrent {
-					wg.Add(1)
-					go func() { defer wg.Done(); sync() }()
-				} else {
-					sync()
+			if concurrent {
+				// Through the queue, with as many workers as AWSSecrets: all but one find the
+				// version in flight, are parked, and come back when it is read.
+				for _, a := range f.awsSecretLister {
+					c.queue.Add(keyOf(t, a))
 				}
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				if err != nil {
-					t.Fatal(err)
+				var wg sync.WaitGroup
+				for range n {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for c.processNextWorkItem(ctx, ctx) {
+						}
+					}()
+				}
+				deadline := time.Now().Add(30 * time.Second)
+				for c.queue.Len() > 0 || f.cache.Stats().Hits < n-1 {
+					if time.Now().After(deadline) {
+						t.Fatalf("not done after 30 s: %d queued, %+v", c.queue.Len(), f.cache.Stats())
+					}
+					time.Sleep(time.Millisecond)
+				}
+				c.queue.ShutDownWithDrain()
+				wg.Wait()
+			} else {
+				for _, a := range f.awsSecretLister {
+					if err := c.syncHandler(ctx, keyOf(t, a)); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
 			if got := f.aws.totalCalls(); got != 1 {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -20,7 +21,9 @@ type syncError struct {
 	// quiet errors are routine (a write that lost a race with a stale cache): they are retried
 	// with backoff and change neither the status nor the events.
 	quiet bool
-	err   error
+	// parked syncs wait for a wake-up (the read they need is in flight): they are not retried.
+	parked bool
+	err    error
 }
 
 func (e *syncError) Error() string { return e.err.Error() }
@@ -53,11 +56,14 @@ func kubernetesError(err error, format string, args ...any) error {
 }
 
 // failure is how a sync error is handled: its Ready reason, whether it is transient (retried
-// soon) and whether it is quiet (no status, no event).
+// soon), whether it is quiet (no status, no event), whether it is parked (not retried: something
+// wakes it) and how long its cause is held (retried then, not before).
 type failure struct {
-	reason    string
-	transient bool
-	quiet     bool
+	reason     string
+	transient  bool
+	quiet      bool
+	parked     bool
+	retryAfter time.Duration
 }
 
 // classify returns how to handle a sync error. Errors the controller does not know are
@@ -65,14 +71,14 @@ type failure struct {
 func classify(err error) failure {
 	var se *syncError
 	if errors.As(err, &se) {
-		return failure{reason: se.reason, transient: se.transient, quiet: se.quiet}
+		return failure{reason: se.reason, transient: se.transient, quiet: se.quiet, parked: se.parked}
 	}
 	if re, ok := render.IsRenderError(err); ok {
 		return failure{reason: re.Reason}
 	}
 	var ae *awssm.Error
 	if errors.As(err, &ae) {
-		return failure{reason: ae.Reason, transient: ae.Transient}
+		return failure{reason: ae.Reason, transient: ae.Transient, parked: ae.Parked, retryAfter: ae.RetryAfter}
 	}
 	return failure{reason: v1alpha1.ReasonAWSError, transient: true}
 }

@@ -61,3 +61,42 @@ func (m *renderMemo) forget(key cache.ObjectName) {
 	defer m.mu.Unlock()
 	delete(m.failed, key)
 }
+
+// readMemo remembers, per AWSSecret, the spec generation and namespace policy under which it was
+// last told that a version could not be read. The failure is held for every AWSSecret pinning
+// that version (awssm.Cache); an AWSSecret whose spec or policy changed since reads again at
+// once: its owner may have changed it to fix the failure.
+type readMemo struct {
+	mu     sync.Mutex
+	failed map[cache.ObjectName]readFailure
+}
+
+type readFailure struct {
+	uid        types.UID
+	generation int64
+	stamp      string
+}
+
+// changed says whether the AWSSecret was told of a failed read under another spec or policy.
+func (m *readMemo) changed(a *v1alpha1.AWSSecret, stamp string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f, ok := m.failed[cache.MetaObjectToName(a)]
+	return ok && f != readFailure{uid: a.UID, generation: a.Generation, stamp: stamp}
+}
+
+// put remembers that the AWSSecret was told of a failed read under its spec and stamp.
+func (m *readMemo) put(a *v1alpha1.AWSSecret, stamp string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failed == nil {
+		m.failed = map[cache.ObjectName]readFailure{}
+	}
+	m.failed[cache.MetaObjectToName(a)] = readFailure{uid: a.UID, generation: a.Generation, stamp: stamp}
+}
+
+func (m *readMemo) forget(key cache.ObjectName) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.failed, key)
+}

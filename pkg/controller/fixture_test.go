@@ -190,7 +190,8 @@ func (f *fixture) newController(ctx context.Context) *Controller {
 	}
 	f.recorder = record.NewFakeRecorder(100)
 	if f.cache == nil {
-		f.cache = awssm.NewCache(f.aws, awssm.CacheOptions{})
+		// Its log lines go where the controller's do, so that leak checks read them too.
+		f.cache = awssm.NewCache(f.aws, awssm.CacheOptions{Logger: klog.FromContext(ctx)})
 	}
 
 	factory := informers.NewSharedInformerFactory(f.client, 0)

@@ -35,6 +35,12 @@ func (c *Controller) status(awsSecret *v1alpha1.AWSSecret, out outcome) v1alpha1
 	}
 	if out.err != nil {
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, out.reason, truncate(out.err.Error(), maxConditionMessage)
+		// The same failure in other words (a held read, then the circuit that stopped it) is
+		// said once per generation and reason: no new status write, no new event.
+		if old := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionReady); old != nil &&
+			old.Status == metav1.ConditionFalse && old.Reason == cond.Reason && old.ObservedGeneration == cond.ObservedGeneration {
+			cond.Message = old.Message
+		}
 	}
 	meta.SetStatusCondition(&status.Conditions, cond)
 	return status

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
 	"github.com/mumoshu/aws-secret-controller/pkg/awssm"
+	"github.com/mumoshu/aws-secret-controller/pkg/fairqueue"
 	"github.com/mumoshu/aws-secret-controller/pkg/render"
 	"github.com/mumoshu/aws-secret-controller/pkg/tenancy"
 )
@@ -44,6 +45,7 @@ func (c *Controller) syncHandler(ctx context.Context, key cache.ObjectName) erro
 		logger.V(4).Info("AWSSecret no longer exists")
 		c.statusWrites.forget(key)
 		c.renderFailures.forget(key)
+		c.readFailures.forget(key)
 		return nil
 	}
 	if err != nil {
@@ -85,7 +87,7 @@ func (c *Controller) syncHandler(ctx context.Context, key cache.ObjectName) erro
 func (c *Controller) syncSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecret) outcome {
 	w := want(awsSecret)
 	// Who may read what is decided first: before any cache lookup, AWS call or write.
-	decision, known := c.decide(awsSecret.Namespace, w.refs)
+	decision, stamp, known := c.decide(awsSecret.Namespace, w.refs)
 	if !known {
 		// The AWSSecret informer can be ahead of the Namespace informer (a Namespace applied with
 		// its AWSSecrets). Reading now could pick the wrong identity; the Namespace's Add event
@@ -153,13 +155,19 @@ func (c *Controller) syncSecret(ctx context.Context, awsSecret *v1alpha1.AWSSecr
 		}
 		m, err := render.New(&awsSecret.Spec, c.renderLimits)
 		if err == nil {
-			data, err = c.fetchData(ctx, id, m)
+			data, err = c.fetchData(ctx, awsSecret, stamp, id, m)
 		}
 		if err != nil {
 			c.renderFailures.put(awsSecret, err)
+			if errors.Is(err, awssm.ErrInFlight) {
+				// Another sync is reading a version this one needs: this one is parked and comes
+				// back when that read is done, leaving the worker to other AWSSecrets.
+				err = &syncError{reason: ResultWaiting, transient: true, quiet: true, parked: true, err: err}
+			}
 			return outcome{held: have.held, err: err}
 		}
 		c.renderFailures.forget(cache.MetaObjectToName(awsSecret))
+		c.readFailures.forget(cache.MetaObjectToName(awsSecret))
 		hash = render.DataHash(data)
 	}
 	if existing != nil && existing.Type == w.secretType && hash == have.hash {
@@ -338,38 +346,59 @@ func (c *Controller) replaceSecret(ctx context.Context, awsSecret *v1alpha1.AWSS
 }
 
 // decide asks the policy whether a namespace may read every secret an AWSSecret pins,
-// and as which role. known is false when Namespaces are watched and this one is not in the
-// cache yet: no decision can be made without its annotations.
-func (c *Controller) decide(namespace string, pinned refs) (d tenancy.Decision, known bool) {
+// and as which role; stamp names the policy annotations it decided on. known is false when
+// Namespaces are watched and this one is not in the cache yet: no decision can be made without
+// its annotations.
+func (c *Controller) decide(namespace string, pinned refs) (d tenancy.Decision, stamp string, known bool) {
 	var annotations map[string]string
 	if c.namespaces != nil {
 		obj, err := c.namespaces.Get(namespace)
 		if err != nil {
-			return tenancy.Decision{}, false
+			return tenancy.Decision{}, "", false
 		}
 		m, err := meta.Accessor(obj)
 		if err != nil {
-			return tenancy.Decision{}, false
+			return tenancy.Decision{}, "", false
 		}
 		annotations = m.GetAnnotations()
 	}
-	return c.policy.Decide(namespace, annotations, pinned.secretIDs()), true
+	stamp = annotations[tenancy.AnnotationAllowedSecretIDs] + "\x00" + annotations[tenancy.AnnotationRoleARN]
+	return c.policy.Decide(namespace, annotations, pinned.secretIDs()), stamp, true
 }
 
 // fetchData reads the pinned versions as id and renders them into Secret data within the
 // mapping's budget and ctx's deadline. Each version is read once per sync, however many sources
-// pin it.
-func (c *Controller) fetchData(ctx context.Context, id awssm.Identity, m *render.Mapping) (map[string][]byte, error) {
+// pin it. With a VersionFetcher, a version another sync is reading parks this one (ErrInFlight)
+// until that read is done, and a failed read is held for every AWSSecret that pins it, but for
+// one whose spec or namespace policy changed since it was told of the failure.
+func (c *Controller) fetchData(ctx context.Context, awsSecret *v1alpha1.AWSSecret, stamp string, id awssm.Identity, m *render.Mapping) (map[string][]byte, error) {
+	key := cache.MetaObjectToName(awsSecret)
+	opts := awssm.FetchOptions{
+		Wake:       func() { c.enqueue(key, fairqueue.High) },
+		WakeKey:    key,
+		IgnoreHold: c.readFailures.changed(awsSecret, stamp),
+	}
 	read := map[v1alpha1.SecretsManagerSecretRef][]byte{}
-	return m.Data(ctx, func(ref v1alpha1.SecretsManagerSecretRef) ([]byte, error) {
+	data, err := m.Data(ctx, func(ref v1alpha1.SecretsManagerSecretRef) ([]byte, error) {
 		if content, ok := read[ref]; ok {
 			return content, nil
 		}
-		version, err := c.versions.Get(ctx, id, ref.SecretID, ref.VersionID)
+		var version awssm.Version
+		var err error
+		if fetcher, ok := c.versions.(VersionFetcher); ok {
+			version, err = fetcher.Fetch(ctx, id, ref.SecretID, ref.VersionID, opts)
+		} else {
+			version, err = c.versions.Get(ctx, id, ref.SecretID, ref.VersionID)
+		}
 		if err != nil {
 			return nil, err
 		}
 		read[ref] = version.Bytes()
 		return read[ref], nil
 	})
+	var ae *awssm.Error
+	if errors.As(err, &ae) {
+		c.readFailures.put(awsSecret, stamp)
+	}
+	return data, err
 }

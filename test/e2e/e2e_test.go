@@ -99,6 +99,7 @@ func TestSeedExampleRolloutSteadyStateRestart(t *testing.T) {
 		"aws_secret_controller_version_cache_misses_total": nil,
 		"aws_secret_controller_syncs_total":                {"result": controller.ResultCreated},
 		"workqueue_adds_total":                             {"name": controller.ComponentName},
+		"aws_secret_controller_aws_api_attempts_total":     {"operation": "GetSecretValue", "result": "success"},
 	} {
 		if v := ctrl.metric(t, name, labels); v < 1 {
 			t.Errorf("metric %s%v = %v, want at least 1", name, labels, v)

@@ -53,7 +53,7 @@ func TestTenancy(t *testing.T) {
 	aV1 := createSecret(t, "tenancy/team-a/db", fmt.Sprintf(`{"password":%q}`, newValue("team-a")))
 	bV1 := createSecret(t, "tenancy/team-b/db", fmt.Sprintf(`{"password":%q}`, newValue("team-b")))
 	outV1 := createSecret(t, "outside/db", fmt.Sprintf(`{"password":%q}`, newValue("outside")))
-	startController(t, "controller", env.Kubeconfig, nil,
+	ctrl := startController(t, "controller", env.Kubeconfig, nil,
 		"--namespace-policy=allow-list", "--allowed-secret-ids=tenancy/*")
 
 	t.Run("allowed", func(t *testing.T) {
@@ -141,6 +141,10 @@ func TestTenancy(t *testing.T) {
 					t.Errorf("AssumeRole for %s: %s lacks %s", role, b, want)
 				}
 			}
+		}
+		// The controller counts them too, one per role identity (the SDK caches credentials).
+		if n := ctrl.metric(t, "aws_secret_controller_aws_sts_assume_role_calls_total", map[string]string{"result": "success"}); n < 2 {
+			t.Errorf("AssumeRole calls by the controller's metric = %v, want at least 2 (two roles)", n)
 		}
 	})
 }
