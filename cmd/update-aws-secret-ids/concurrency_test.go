@@ -18,7 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 )
 
-// held answers DescribeSecret with version "v-<secretId>" holding AWSCURRENT, but holds each
+// held answers DescribeSecret with version heldVersion(secretId) holding AWSCURRENT, but holds each
 // call until the test lets one go (a send on release) or all (closing it). It counts the calls in
 // flight and the most ever in flight at once, as each call starts.
 type held struct {
@@ -40,7 +40,7 @@ func (h *held) DescribeSecret(_ context.Context, in *secretsmanager.DescribeSecr
 	h.mu.Lock()
 	h.inFlight--
 	h.mu.Unlock()
-	return &secretsmanager.DescribeSecretOutput{Name: in.SecretId, VersionIdsToStages: map[string][]string{"v-" + id: {"AWSCURRENT"}}}, nil
+	return &secretsmanager.DescribeSecretOutput{Name: in.SecretId, VersionIdsToStages: map[string][]string{heldVersion(id): {"AWSCURRENT"}}}, nil
 }
 
 func (h *held) now() (inFlight, maxInFlight int) {
@@ -107,3 +107,7 @@ func TestConcurrency(t *testing.T) {
 		})
 	}
 }
+
+// heldVersion is the version the fake says holds AWSCURRENT: "v-<secretId>", made as long as a
+// version id.
+func heldVersion(id string) string { return "v-" + id + "-0123456789abcdef0123456789abcdef" }

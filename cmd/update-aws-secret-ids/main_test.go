@@ -165,7 +165,7 @@ func TestErrors(t *testing.T) {
 	}
 	for _, want := range []string{
 		filepath.Join(dir, "b.yaml") + ":9: SecretNotFound",
-		filepath.Join(dir, "broken.yaml") + ": not valid YAML, skipped",
+		filepath.Join(dir, "broken.yaml") + ": not valid YAML",
 	} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr %q does not say %q", stderr, want)

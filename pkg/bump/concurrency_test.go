@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 )
 
-// heldSM answers DescribeSecret with version "v-<secretId>" holding AWSCURRENT, but holds each
+// heldSM answers DescribeSecret with version heldVersion(secretId) holding AWSCURRENT, but holds each
 // call until the test lets one go (a send on release) or all (closing it). It counts the calls in
 // flight and the most ever in flight at once, as each call starts.
 type heldSM struct {
@@ -42,7 +42,7 @@ func (h *heldSM) DescribeSecret(_ context.Context, in *secretsmanager.DescribeSe
 	h.mu.Lock()
 	h.inFlight--
 	h.mu.Unlock()
-	return &secretsmanager.DescribeSecretOutput{Name: in.SecretId, VersionIdsToStages: map[string][]string{"v-" + id: {"AWSCURRENT"}}}, nil
+	return &secretsmanager.DescribeSecretOutput{Name: in.SecretId, VersionIdsToStages: map[string][]string{heldVersion(id): {"AWSCURRENT"}}}, nil
 }
 
 func (h *heldSM) now() (inFlight, maxInFlight int) {
@@ -97,7 +97,7 @@ func TestResolveKeepsConcurrencyCallsInFlight(t *testing.T) {
 				}
 				for i := range tc.secrets {
 					id := fmt.Sprintf("prod/s%02d", i)
-					if r := got[id]; r.Err != nil || r.VersionID != "v-"+id {
+					if r := got[id]; r.Err != nil || r.VersionID != heldVersion(id) {
 						t.Errorf("%s resolved to %+v, want v-%s", id, r, id)
 					}
 					if n := sm.calls[id]; n != 1 {
@@ -108,3 +108,7 @@ func TestResolveKeepsConcurrencyCallsInFlight(t *testing.T) {
 		})
 	}
 }
+
+// heldVersion is the version the fake says holds AWSCURRENT: "v-<secretId>", made as long as a
+// version id.
+func heldVersion(id string) string { return "v-" + id + "-0123456789abcdef0123456789abcdef" }
