@@ -249,6 +249,7 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 
+	m.registerAWSSecrets(factory.Mumoshu().V1alpha1().AWSSecrets().Lister())
 	c, err := controller.NewController(ctx, controller.Options{
 		KubeClient:        kubeClient,
 		AWSSecretClient:   client,
@@ -284,8 +285,11 @@ func run(ctx context.Context, o options) error {
 	})
 	g.Go(func() error {
 		if !o.leaderElect {
+			// A single replica leads by definition.
+			m.leader.WithLabelValues(o.leaderElectID).Set(1)
 			return c.Run(gctx, o.workers)
 		}
+		m.leader.WithLabelValues(o.leaderElectID).Set(0)
 		return runLeading(gctx, kubeClient, o, leaderHealth, func(ctx context.Context) error { return c.Run(ctx, o.workers) })
 	})
 	logger.Info("Running", "version", versionString(), "namespace", o.namespace, "workers", o.workers, "leaderElect", o.leaderElect,

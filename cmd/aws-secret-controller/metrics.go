@@ -1,16 +1,24 @@
 package main
 
 import (
+	"context"
 	"net/http"
+	"net/url"
 	"regexp"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/leaderelection"
+	clientmetrics "k8s.io/client-go/tools/metrics"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
 	"github.com/mumoshu/aws-secret-controller/pkg/awssm"
+	listers "github.com/mumoshu/aws-secret-controller/pkg/generated/listers/mumoshu/v1alpha1"
 )
 
 const metricsNamespace = "aws_secret_controller"
@@ -23,6 +31,11 @@ type metrics struct {
 	assumeRole   *prometheus.CounterVec
 	syncs        *prometheus.CounterVec
 	syncDuration prometheus.Histogram
+	// leader is client-go's leader_election_master_status: 1 while this replica leads.
+	leader *prometheus.GaugeVec
+	// restLatency and restResults are client-go's REST client metrics.
+	restLatency *prometheus.HistogramVec
+	restResults *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -55,13 +68,89 @@ func newMetrics() *metrics {
 			Buckets:   prometheus.ExponentialBuckets(0.0005, 4, 10),
 		}),
 	}
+	m.leader = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "leader_election_master_status",
+		Help: "1 while this replica leads (holds the Lease, or runs without leader election), else 0; by Lease name.",
+	}, []string{"name"})
+	m.restLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "rest_client_request_duration_seconds",
+		Help:    "Latency of the controller's requests to the Kubernetes API, by verb and host.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
+	}, []string{"verb", "host"})
+	m.restResults = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rest_client_requests_total",
+		Help: "The controller's requests to the Kubernetes API, by HTTP status code, method and host.",
+	}, []string{"code", "method", "host"})
+	m.registry.MustRegister(m.leader, m.restLatency, m.restResults)
+	// Exported from the start, so that rules and panels find a series before the first call.
+	m.assumeRole.WithLabelValues("success")
 	m.registry.MustRegister(m.awsCalls, m.awsAttempts, m.assumeRole, m.syncs, m.syncDuration,
 		// go_gc_heap_live_bytes (the heap the last GC found live) on top of the default Go
 		// metrics: the figure the memory sizing in docs/benchmarks.md is based on.
 		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)})),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	workqueue.SetProvider(newWorkqueueMetrics(m.registry))
+	// Both are process-wide and take the first registration only.
+	leaderelection.SetProvider(leaderMetrics{m.leader})
+	clientmetrics.Register(clientmetrics.RegisterOpts{RequestLatency: restLatency{m.restLatency}, RequestResult: restResults{m.restResults}})
 	return m
+}
+
+// leaderMetrics sets leader_election_master_status from client-go's leader election.
+type leaderMetrics struct{ g *prometheus.GaugeVec }
+
+func (p leaderMetrics) NewLeaderMetric() leaderelection.LeaderMetric { return p }
+func (p leaderMetrics) On(name string)                               { p.g.WithLabelValues(name).Set(1) }
+func (p leaderMetrics) Off(name string)                              { p.g.WithLabelValues(name).Set(0) }
+func (p leaderMetrics) SlowpathExercised(string)                     {}
+
+type restLatency struct{ h *prometheus.HistogramVec }
+
+func (r restLatency) Observe(_ context.Context, verb string, u url.URL, latency time.Duration) {
+	r.h.WithLabelValues(verb, u.Host).Observe(latency.Seconds())
+}
+
+type restResults struct{ c *prometheus.CounterVec }
+
+func (r restResults) Increment(_ context.Context, code, method, host string) {
+	r.c.WithLabelValues(code, method, host).Inc()
+}
+
+// registerAWSSecrets exports how many AWSSecrets there are by namespace, Ready status and
+// reason, counted from the informer's cache at each scrape: right after restarts and
+// deletions, and bounded by namespaces times reasons, never one series per object. An AWSSecret
+// whose current generation has no Ready condition yet counts as Unknown, Pending.
+func (m *metrics) registerAWSSecrets(lister listers.AWSSecretLister) {
+	m.registry.MustRegister(&awsSecretsCollector{lister: lister, desc: prometheus.NewDesc(
+		metricsNamespace+"_awssecrets",
+		"AWSSecrets by namespace, Ready status (True, False, Unknown) and reason (Synced, a failure's reason, or Pending before the current generation's first sync).",
+		[]string{"namespace", "ready", "reason"}, nil)})
+}
+
+type awsSecretsCollector struct {
+	lister listers.AWSSecretLister
+	desc   *prometheus.Desc
+}
+
+func (c *awsSecretsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *awsSecretsCollector) Collect(ch chan<- prometheus.Metric) {
+	all, err := c.lister.List(labels.Everything())
+	if err != nil {
+		return
+	}
+	type key struct{ namespace, ready, reason string }
+	counts := map[key]int{}
+	for _, a := range all {
+		k := key{a.Namespace, "Unknown", "Pending"}
+		if cond := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionReady); cond != nil && cond.ObservedGeneration >= a.Generation {
+			k.ready, k.reason = string(cond.Status), cond.Reason
+		}
+		counts[k]++
+	}
+	for k, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), k.namespace, k.ready, k.reason)
+	}
 }
 
 func (m *metrics) observeAWSCall(operation, result string) {

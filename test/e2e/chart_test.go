@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -76,7 +77,7 @@ func TestChartLint(t *testing.T) {
 	for name, values := range map[string]string{
 		"defaults":   "",
 		"namespaced": "namespaceScoped: true\n",
-		"everything": "serviceMonitor: {enabled: true}\nimage: {digest: sha256:" + strings.Repeat("a", 64) + "}\nserviceAccount: {annotations: {eks.amazonaws.com/role-arn: arn:aws:iam::123456789012:role/x}}\n",
+		"everything": "serviceMonitor: {enabled: true}\nprometheusRule: {enabled: true}\ngrafanaDashboard: {enabled: true}\nimage: {digest: sha256:" + strings.Repeat("a", 64) + "}\nserviceAccount: {annotations: {eks.amazonaws.com/role-arn: arn:aws:iam::123456789012:role/x}}\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			file := valuesFile(t, values)
@@ -307,6 +308,39 @@ extraEnv: [{name: HTTPS_PROXY, value: "http://proxy:3128"}]
 			check: func(t *testing.T, objs []*unstructured.Unstructured) {
 				_, c := deployment(t, objs)
 				lacksArgPrefix(t, c, "--namespace-policy")
+			},
+		},
+		"alerts and dashboard": {
+			values: "prometheusRule: {enabled: true, labels: {release: prom}}\ngrafanaDashboard: {enabled: true, namespace: grafana}\n",
+			check: func(t *testing.T, objs []*unstructured.Unstructured) {
+				rules := ofKind(objs, "PrometheusRule")
+				if len(rules) != 1 || rules[0].GetLabels()["release"] != "prom" {
+					t.Fatalf("PrometheusRules %s", describe(rules))
+				}
+				groups, _, _ := unstructured.NestedSlice(rules[0].Object, "spec", "groups")
+				var alerts []string
+				for _, g := range groups {
+					for _, r := range g.(map[string]any)["rules"].([]any) {
+						alerts = append(alerts, r.(map[string]any)["alert"].(string))
+					}
+				}
+				if len(alerts) != 6 {
+					t.Errorf("alerts %v, want the six of files/alerts.yaml", alerts)
+				}
+				var dashboards []*unstructured.Unstructured
+				for _, cm := range ofKind(objs, "ConfigMap") {
+					if cm.GetLabels()["grafana_dashboard"] == "1" {
+						dashboards = append(dashboards, cm)
+					}
+				}
+				if len(dashboards) != 1 || dashboards[0].GetNamespace() != "grafana" {
+					t.Fatalf("dashboard ConfigMaps %s", describe(dashboards))
+				}
+				data, _, _ := unstructured.NestedString(dashboards[0].Object, "data", "aws-secret-controller.json")
+				var d struct{ Panels []any }
+				if err := json.Unmarshal([]byte(data), &d); err != nil || len(d.Panels) == 0 {
+					t.Errorf("the dashboard's JSON: %v, %d panels", err, len(d.Panels))
+				}
 			},
 		},
 		"ServiceMonitor": {
