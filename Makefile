@@ -148,8 +148,12 @@ chart-push: $(BIN)/helm
 	$(BIN)/helm push $(BIN)/charts/aws-secret-controller-$(VERSION:v%=%).tgz $(CHART_REPO)
 
 # Helm, for the chart's tests (lint, template, install on the test node) and the release.
-$(BIN)/helm: hack/tools/helm/go.mod hack/tools/helm/go.sum
-	cd hack/tools/helm && $(GO) build -o $@ helm.sh/helm/v3/cmd/helm
+# As Helm's own Makefile does, the Kubernetes version `helm template` and `helm lint` assume is
+# that of the Kubernetes modules Helm is built with (1.37): unset, it is 1.20, which the chart's
+# kubeVersion refuses.
+HELM_LDFLAGS := $(foreach p,chartutil lint/rules,-X helm.sh/helm/v3/pkg/$(p).k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/$(p).k8sVersionMinor=37)
+$(BIN)/helm: hack/tools/helm/go.mod hack/tools/helm/go.sum Makefile
+	cd hack/tools/helm && $(GO) build -ldflags "$(HELM_LDFLAGS)" -o $@ helm.sh/helm/v3/cmd/helm
 
 # promtool evaluates the alerts (test/e2e TestAlerts), without Prometheus's service discovery
 # plugins, which rule tests do not use. Not part of `make tools` yet: a cold build takes about

@@ -55,3 +55,35 @@ func TestFaultsSmoke(t *testing.T) {
 		t.Error(f)
 	}
 }
+
+// TestFaultsSmokeSlowAWS runs scenario 4 small: every request to Secrets Manager delayed 3 s,
+// 8 versions pinned by 80 AWSSecrets, 2 workers and the default QPS, so that the reads bound the
+// cold start: 8 / 2 x 3 s = 12 s. It must finish within 1.25 times that, which a worker waiting
+// on another's read (half of them would) cannot.
+func TestFaultsSmokeSlowAWS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a stack")
+	}
+	var c config
+	fs := flag.NewFlagSet("faults", flag.ContinueOnError)
+	c.flags(fs)
+	if err := fs.Parse([]string{
+		"--repo", "../..", "--objects", "80", "--namespaces", "3", "--versions", "8", "--workers", "2", "--delay", "3s",
+		"--timeout", "3m", "--scenarios", "4", "--out", "", "--json", "", "--work-dir", t.TempDir(),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	r, err := run(ctx, c, "go test ./hack/faults")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Results) != 1 || r.Results[0].ID != "4" {
+		t.Fatalf("results %+v, want scenario 4's", r.Results)
+	}
+	t.Logf("4: %.1f s; %s", r.Results[0].Seconds, strings.Join(r.Results[0].Notes, "; "))
+	for _, f := range r.failed() {
+		t.Error(f)
+	}
+}

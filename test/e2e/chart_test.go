@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -343,6 +344,34 @@ extraEnv: [{name: HTTPS_PROXY, value: "http://proxy:3128"}]
 				}
 			},
 		},
+		"NetworkPolicy": {
+			values: "networkPolicy: {enabled: true, apiServerPorts: [6443], metricsFrom: [{namespaceSelector: {matchLabels: {name: monitoring}}}]}\n",
+			check: func(t *testing.T, objs []*unstructured.Unstructured) {
+				np := ofKind(objs, "NetworkPolicy")
+				if len(np) != 1 {
+					t.Fatalf("NetworkPolicies %s", describe(np))
+				}
+				sel, _, _ := unstructured.NestedStringMap(np[0].Object, "spec", "podSelector", "matchLabels")
+				dep, _ := deployment(t, objs)
+				if !subset(sel, dep.Spec.Template.Labels) {
+					t.Errorf("the NetworkPolicy selects %v; the Pods have %v", sel, dep.Spec.Template.Labels)
+				}
+				egress, _, _ := unstructured.NestedSlice(np[0].Object, "spec", "egress")
+				var ports []string
+				for _, rule := range egress {
+					for _, p := range rule.(map[string]any)["ports"].([]any) {
+						ports = append(ports, fmt.Sprint(p.(map[string]any)["port"]))
+					}
+				}
+				if want := []string{"53", "53", "443", "6443"}; !slices.Equal(ports, want) {
+					t.Errorf("egress ports %v, want %v (DNS, AWS, the API server)", ports, want)
+				}
+				from, _, _ := unstructured.NestedSlice(np[0].Object, "spec", "ingress")
+				if len(from) != 1 || from[0].(map[string]any)["from"] == nil {
+					t.Errorf("ingress %v, want the metrics and health ports from the given peers", from)
+				}
+			},
+		},
 		"ServiceMonitor": {
 			values: "serviceMonitor: {enabled: true, labels: {release: prom}}\n",
 			check: func(t *testing.T, objs []*unstructured.Unstructured) {
@@ -453,9 +482,10 @@ func subset(sub, of map[string]string) bool {
 func TestChartServerSideDryRun(t *testing.T) {
 	ctx := context.Background()
 	for name, values := range map[string]string{
-		"defaults":   "",
-		"namespaced": "namespaceScoped: true\n",
-		"IRSA":       "serviceAccount:\n  annotations: {eks.amazonaws.com/role-arn: 'arn:aws:iam::123456789012:role/asc'}\nextraEnv: [{name: A, value: b}]\n",
+		"defaults":      "",
+		"namespaced":    "namespaceScoped: true\n",
+		"IRSA":          "serviceAccount:\n  annotations: {eks.amazonaws.com/role-arn: 'arn:aws:iam::123456789012:role/asc'}\nextraEnv: [{name: A, value: b}]\n",
+		"NetworkPolicy": "networkPolicy: {enabled: true}\ngrafanaDashboard: {enabled: true}\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			ns := newNamespace(t, "chart-"+strings.ToLower(name))
