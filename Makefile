@@ -42,6 +42,19 @@ $(BIN)/aws-secret-controller:
 $(BIN)/update-aws-secret-ids:
 	$(GO) build -o $@ ./cmd/update-aws-secret-ids
 
+# Release binaries of the bump tool, for the composite action actions/update-aws-secret-ids and
+# for people who do not build from source: $(BIN)/release/update-aws-secret-ids_<os>_<arch>[.exe]
+# and SHA256SUMS. The release workflow builds every platform; TestReleaseBinaries the host's.
+BUMP_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+.PHONY: bump-binaries
+bump-binaries:
+	rm -rf $(BIN)/release && mkdir -p $(BIN)/release
+	for p in $(BUMP_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; ext=; if [[ $$os == windows ]]; then ext=.exe; fi; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -o $(BIN)/release/update-aws-secret-ids_$${os}_$${arch}$$ext ./cmd/update-aws-secret-ids || exit 1; \
+	done
+	cd $(BIN)/release && sha256sum update-aws-secret-ids_* > SHA256SUMS
+
 # The controller's OCI image for linux/amd64 and linux/arm64, built with no container engine by
 # hack/tools/image (which stamps the binary as VERSION_LDFLAGS does): an OCI layout tarball named
 # $(IMAGE):$(VERSION), for `ctr images import` or `docker load`. Rebuilt every time, like the
