@@ -105,7 +105,7 @@ vet:
 # kube-apiserver, etcd and Secrets Manager emulator, and the node suite (the image, installed
 # with the shipped manifests, as Pods on a real kubelet and containerd), all with the race
 # detector (the fuzz targets' seed corpora included); the image tool's tests.
-test: verify vet node-tools build image pause-image testapp-image
+test: verify vet lint-workflows node-tools build image pause-image testapp-image
 	AWS_SECRET_CONTROLLER_BIN_DIR=$(BIN) $(GO) test -race -count=1 -timeout 30m $(TESTFLAGS) ./...
 	$(MAKE) image-test
 
@@ -122,7 +122,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRewrite -fuzztime $(FUZZTIME) ./pkg/bump
 
 # The real components the e2e tests, the demo and the benchmark run.
-tools: $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/kubectl $(BIN)/kumo $(BIN)/helm
+tools: $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/kubectl $(BIN)/kumo $(BIN)/helm $(BIN)/actionlint
 
 # A real node for the tests that run the shipped manifests as Pods (pkg/testenv Options.Node):
 # kubelet, kube-controller-manager and kube-scheduler from the same Kubernetes as kube-apiserver,
@@ -167,6 +167,15 @@ chart-push: $(BIN)/helm
 HELM_LDFLAGS := $(foreach p,chartutil lint/rules,-X helm.sh/helm/v3/pkg/$(p).k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/$(p).k8sVersionMinor=37)
 $(BIN)/helm: hack/tools/helm/go.mod hack/tools/helm/go.sum Makefile
 	cd hack/tools/helm && $(GO) build -ldflags "$(HELM_LDFLAGS)" -o $@ helm.sh/helm/v3/cmd/helm
+
+# actionlint checks .github/workflows (about 20 s to build cold); test/workflows checks the
+# supply-chain rules it does not (actions pinned by commit, no expression inside a script).
+$(BIN)/actionlint: hack/tools/actionlint/go.mod hack/tools/actionlint/go.sum
+	cd hack/tools/actionlint && $(GO) build -o $@ github.com/rhysd/actionlint/cmd/actionlint
+
+.PHONY: lint-workflows
+lint-workflows: $(BIN)/actionlint
+	$(BIN)/actionlint .github/workflows/*.yml
 
 # promtool evaluates the alerts (test/e2e TestAlerts), without Prometheus's service discovery
 # plugins, which rule tests do not use. Not part of `make tools` yet: a cold build takes about
