@@ -3,6 +3,7 @@ package awssm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -362,5 +363,28 @@ func TestParkedCallersWaitOnce(t *testing.T) {
 	time.Sleep(10 * time.Millisecond)
 	if n := woken.Load(); n != 1 {
 		t.Errorf("woken %d times, want once", n)
+	}
+}
+
+// TestWhatCountsAgainstTheEndpoint: only failures of the path to Secrets Manager (no answer, a
+// 5xx) count toward the circuit; throttling, AWS's refusals, credentials and STS do not.
+func TestWhatCountsAgainstTheEndpoint(t *testing.T) {
+	refused := errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
+	for name, tc := range map[string]struct {
+		err  error
+		want bool
+	}{
+		"no answer":      {refused, true},
+		"internal error": {&types.InternalServiceError{}, true},
+		"throttled":      {&smithy.GenericAPIError{Code: "ThrottlingException"}, false},
+		"not found":      {&types.ResourceNotFoundException{Message: aws.String("can't find the specified secret.")}, false},
+		"expired token":  {&smithy.GenericAPIError{Code: "ExpiredTokenException"}, false},
+		"STS unreachable": {&smithy.OperationError{ServiceID: "Secrets Manager", OperationName: "GetSecretValue",
+			Err: fmt.Errorf("failed to refresh cached credentials, %w", &smithy.OperationError{ServiceID: "STS", OperationName: "AssumeRole", Err: refused})}, false},
+	} {
+		e := Classify(tc.err, "s", "v").(*Error)
+		if e.endpoint != tc.want {
+			t.Errorf("%s: counts against the endpoint = %v, want %v", name, e.endpoint, tc.want)
+		}
 	}
 }

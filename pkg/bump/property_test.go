@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -156,7 +157,7 @@ func parseAll(content []byte) ([]*yaml.Node, error) {
 	for {
 		var n yaml.Node
 		if err := dec.Decode(&n); err != nil {
-			if err.Error() == "EOF" {
+			if errors.Is(err, io.EOF) {
 				return docs, nil
 			}
 			return nil, err
