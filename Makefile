@@ -79,14 +79,16 @@ testapp-image:
 	cd hack/tools/image && $(GO) run . build --repo $(CURDIR) --pkg ./test/node/testapp \
 		--ref localhost/aws-secret-controller-testapp:e2e --platforms linux/$$($(GO) env GOARCH) --out $(BIN)/testapp-image.tar
 
-# Pushes the image to $(IMAGE):$(VERSION) with the credentials of `docker login`.
+# Pushes the image to $(IMAGE):$(VERSION) with the credentials of `docker login`, and writes the
+# index's digest to $(BIN)/image-digest for the release to sign and attest.
 image-push: image
-	cd hack/tools/image && $(GO) run . push --in $(BIN)/aws-secret-controller-image.tar --ref $(IMAGE):$(VERSION)
+	cd hack/tools/image && $(GO) run . push --in $(BIN)/aws-secret-controller-image.tar --ref $(IMAGE):$(VERSION) \
+		--digest-file $(BIN)/image-digest
 
 # The image tool's tests: they build the image for both platforms and push it to a registry in
-# the test process.
-image-test:
-	cd hack/tools/image && $(GO) test -count=1 $(TESTFLAGS) ./...
+# the test process, and run `make chart-push` against such a registry.
+image-test: $(BIN)/helm
+	cd hack/tools/image && AWS_SECRET_CONTROLLER_BIN_DIR=$(BIN) $(GO) test -count=1 $(TESTFLAGS) ./...
 
 generate:
 	hack/update-codegen.sh
@@ -105,7 +107,7 @@ vet:
 # kube-apiserver, etcd and Secrets Manager emulator, and the node suite (the image, installed
 # with the shipped manifests, as Pods on a real kubelet and containerd), all with the race
 # detector (the fuzz targets' seed corpora included); the image tool's tests.
-test: verify vet lint-workflows node-tools build image pause-image testapp-image
+test: verify vet lint-workflows kube-score node-tools build sbom image pause-image testapp-image
 	AWS_SECRET_CONTROLLER_BIN_DIR=$(BIN) $(GO) test -race -count=1 -timeout 30m $(TESTFLAGS) ./...
 	$(MAKE) image-test
 
@@ -153,12 +155,18 @@ $(BIN)/etcd: hack/tools/kube/go.mod hack/tools/kube/go.sum hack/tools/kube/etcd/
 	cd hack/tools/kube && $(GO) build -o $@ ./etcd
 
 # The Helm chart, packaged with the release's version (tag vX.Y.Z: chart X.Y.Z, appVersion vX.Y.Z,
-# so its default image is the release's) and pushed to $(CHART_REPO). Log in first with
-# `bin/helm registry login ghcr.io`.
+# so its default image is the release's, as is the image Artifact Hub lists) and pushed to $(CHART_REPO). Log in first with
+# `bin/helm registry login ghcr.io`. Writes the pushed manifest's digest to $(BIN)/chart-digest
+# for the release to sign and attest. HELM_PUSH_FLAGS: e.g. --plain-http for a test registry.
+HELM_PUSH_FLAGS ?=
 .PHONY: chart-push
 chart-push: $(BIN)/helm
-	$(BIN)/helm package charts/aws-secret-controller --version $(VERSION:v%=%) --app-version $(VERSION) --destination $(BIN)/charts
-	$(BIN)/helm push $(BIN)/charts/aws-secret-controller-$(VERSION:v%=%).tgz $(CHART_REPO)
+	rm -rf $(BIN)/chart-src && mkdir -p $(BIN)/chart-src && cp -R charts/aws-secret-controller $(BIN)/chart-src/
+	sed -i 's|^      image: ghcr.io/mumoshu/aws-secret-controller:.*|      image: $(IMAGE):$(VERSION)|' $(BIN)/chart-src/aws-secret-controller/Chart.yaml
+	$(BIN)/helm package $(BIN)/chart-src/aws-secret-controller --version $(VERSION:v%=%) --app-version $(VERSION) --destination $(BIN)/charts
+	$(BIN)/helm push $(HELM_PUSH_FLAGS) $(BIN)/charts/aws-secret-controller-$(VERSION:v%=%).tgz $(CHART_REPO) 2>&1 | tee $(BIN)/chart-push.log
+	awk '$$1 == "Digest:" { print $$2 }' $(BIN)/chart-push.log > $(BIN)/chart-digest
+	grep -q '^sha256:[0-9a-f]\{64\}$$' $(BIN)/chart-digest
 
 # Helm, for the chart's tests (lint, template, install on the test node) and the release.
 # As Helm's own Makefile does, the Kubernetes version `helm template` and `helm lint` assume is
@@ -176,6 +184,50 @@ $(BIN)/actionlint: hack/tools/actionlint/go.mod hack/tools/actionlint/go.sum
 .PHONY: lint-workflows
 lint-workflows: $(BIN)/actionlint
 	$(BIN)/actionlint .github/workflows/*.yml
+
+# kube-score over what users apply: the kustomize variants and the chart (cluster-wide and
+# namespaced), each with its optional NetworkPolicy (kube-score wants one per Pod), scored for the
+# oldest Kubernetes the chart supports. Warnings fail it too. Two checks are ignored:
+# - container-image-pull-policy wants Always: the image is an immutable release tag, so
+#   IfNotPresent gives the same image without a registry pull at every restart (and lets a node
+#   run an image loaded by hand, as getting started does).
+# - deployment-has-host-podantiaffinity: the replicas are spread over nodes and zones by
+#   topologySpreadConstraints (ScheduleAnyway), which kube-score does not read; a hard
+#   anti-affinity would leave the standby Pending on a single-node cluster.
+KUBE_SCORE_FLAGS := --kubernetes-version v1.29 --exit-one-on-warning --output-format ci \
+	--ignore-test container-image-pull-policy --ignore-test deployment-has-host-podantiaffinity
+$(BIN)/kube-score: hack/tools/kube-score/go.mod hack/tools/kube-score/go.sum
+	cd hack/tools/kube-score && $(GO) build -o $@ github.com/zegl/kube-score/cmd/kube-score
+
+.PHONY: kube-score
+kube-score: $(BIN)/kube-score $(BIN)/kubectl $(BIN)/helm
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	for v in manifests manifests/namespaced; do \
+		{ $(BIN)/kubectl kustomize $$v; echo ---; $(BIN)/kubectl kustomize manifests/networkpolicy; } > $$tmp/render.yaml; \
+		echo "kube-score: kustomize $$v + manifests/networkpolicy"; $(BIN)/kube-score score $(KUBE_SCORE_FLAGS) $$tmp/render.yaml | { grep -v -E "^\[(OK|SKIPPED)\]" || true; }; \
+	done; \
+	for v in false true; do \
+		$(BIN)/helm template asc charts/aws-secret-controller --namespace asc --set networkPolicy.enabled=true \
+			--set namespaceScoped=$$v > $$tmp/render.yaml; \
+		echo "kube-score: chart, namespaceScoped=$$v, networkPolicy.enabled=true"; $(BIN)/kube-score score $(KUBE_SCORE_FLAGS) $$tmp/render.yaml | { grep -v -E "^\[(OK|SKIPPED)\]" || true; }; \
+	done
+
+# The table of values in the chart's README, from values.yaml's comments (hack/chartdoc; its
+# test fails when the table is stale).
+.PHONY: chart-readme
+chart-readme:
+	$(GO) run ./hack/chartdoc
+
+# The CycloneDX SBOM of the controller's binary (the modules linked into it, from its build
+# information), which the release attests to the image; and of the bump tool.
+$(BIN)/cyclonedx-gomod: hack/tools/sbom/go.mod hack/tools/sbom/go.sum
+	cd hack/tools/sbom && $(GO) build -o $@ github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod
+
+.PHONY: sbom
+sbom: $(BIN)/cyclonedx-gomod build
+	mkdir -p $(BIN)/sbom
+	$(BIN)/cyclonedx-gomod bin -json -version $(VERSION) -output $(BIN)/sbom/aws-secret-controller.cdx.json $(BIN)/aws-secret-controller
+	$(BIN)/cyclonedx-gomod bin -json -version $(VERSION) -output $(BIN)/sbom/update-aws-secret-ids.cdx.json $(BIN)/update-aws-secret-ids
 
 # promtool evaluates the alerts (test/e2e TestAlerts), without Prometheus's service discovery
 # plugins, which rule tests do not use. Not part of `make tools` yet: a cold build takes about

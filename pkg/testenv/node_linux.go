@@ -212,7 +212,8 @@ failSwapOn: false
 evictionHard: {}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
-localStorageCapacityIsolation: false
+# The node reports ephemeral-storage, so Pods that request it (the controller does) are scheduled.
+localStorageCapacityIsolation: true
 serializeImagePulls: false
 # Secret volumes are refreshed when a Pod syncs: every 10s here rather than every minute.
 syncFrequency: 10s

@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	yaml "go.yaml.in/yaml/v3"
+
 	"github.com/mumoshu/aws-secret-controller/pkg/testenv"
 	"github.com/mumoshu/aws-secret-controller/test/testutil"
 )
@@ -505,5 +507,93 @@ func TestChartServerSideDryRun(t *testing.T) {
 				t.Errorf("helm install --dry-run=server: %v\n%s", err, out)
 			}
 		})
+	}
+}
+
+// TestNetworkPolicyFilesAgree: manifests/networkpolicy is the chart's NetworkPolicy with default
+// values (the same ports in and out), it selects the Pods of manifests/ and manifests/namespaced,
+// and the API server accepts it (server-side dry run). Whether a network plugin enforces it is
+// not tested: the test node's bridge plugin enforces no NetworkPolicy.
+func TestNetworkPolicyFilesAgree(t *testing.T) {
+	dir := filepath.Join(repoRoot, "manifests", "networkpolicy")
+	kust := ofKind(render(t, dir), "NetworkPolicy")
+	chart := ofKind(mustRenderChart(t, controllerName, controllerNamespace, "networkPolicy: {enabled: true}\n"), "NetworkPolicy")
+	if len(kust) != 1 || len(chart) != 1 {
+		t.Fatalf("NetworkPolicies: kustomize %s, chart %s", describe(kust), describe(chart))
+	}
+	for _, field := range []string{"policyTypes", "ingress", "egress"} {
+		k, _, _ := unstructured.NestedFieldNoCopy(kust[0].Object, "spec", field)
+		c, _, _ := unstructured.NestedFieldNoCopy(chart[0].Object, "spec", field)
+		if k == nil || !equality.Semantic.DeepEqual(k, c) {
+			t.Errorf("spec.%s differs:\nkustomize %v\nchart     %v", field, k, c)
+		}
+	}
+	sel, _, _ := unstructured.NestedStringMap(kust[0].Object, "spec", "podSelector", "matchLabels")
+	for _, variant := range []string{"manifests", filepath.Join("manifests", "namespaced")} {
+		d := renderedWorkload(t, render(t, filepath.Join(repoRoot, variant))).deployment
+		if len(sel) == 0 || !subset(sel, d.Spec.Template.Labels) || kust[0].GetNamespace() != d.Namespace {
+			t.Errorf("manifests/networkpolicy selects %v in %q; %s's Pods have %v in %q", sel, kust[0].GetNamespace(), variant, d.Spec.Template.Labels, d.Namespace)
+		}
+	}
+	ns := newNamespace(t, "networkpolicy")
+	rendered := strings.Replace(kubectl(t, "", "kustomize", dir), "namespace: "+controllerNamespace+"\n", "namespace: "+ns+"\n", 1)
+	out, err := env.Kubectl(context.Background(), rendered, "apply", "--dry-run=server", "--namespace", ns, "-f", "-")
+	if err != nil || !strings.Contains(out, "networkpolicy.networking.k8s.io/aws-secret-controller created (server dry run)") {
+		t.Errorf("server-side dry run: %v\n%s", err, out)
+	}
+}
+
+// TestChartArtifactHubAnnotations: Chart.yaml's Artifact Hub annotations parse as Artifact Hub
+// reads them; the image listed is the one the chart installs by default; the CRD example is
+// manifests/example/awssecret.yaml and the API server accepts it (server-side dry run); every
+// change has a kind Artifact Hub knows.
+func TestChartArtifactHubAnnotations(t *testing.T) {
+	var chart struct {
+		AppVersion  string            `yaml:"appVersion"`
+		Annotations map[string]string `yaml:"annotations"`
+	}
+	if err := yaml.Unmarshal([]byte(readRepoFile(t, "charts", "aws-secret-controller", "Chart.yaml")), &chart); err != nil {
+		t.Fatal(err)
+	}
+	field := func(name string, into any) {
+		t.Helper()
+		if err := yaml.Unmarshal([]byte(chart.Annotations["artifacthub.io/"+name]), into); err != nil {
+			t.Errorf("artifacthub.io/%s: %v", name, err)
+		}
+	}
+	var images []struct{ Name, Image string }
+	field("images", &images)
+	dep, c := renderedWorkload(t, mustRenderChart(t, controllerName, controllerNamespace, "")).deployment, corev1.Container{}
+	if i := slices.IndexFunc(dep.Spec.Template.Spec.Containers, func(c corev1.Container) bool { return c.Name == "controller" }); i >= 0 {
+		c = dep.Spec.Template.Spec.Containers[i]
+	}
+	if len(images) != 1 || images[0].Image != c.Image || !strings.HasSuffix(c.Image, ":"+chart.AppVersion) {
+		t.Errorf("artifacthub.io/images %+v; the chart installs %q (appVersion %s)", images, c.Image, chart.AppVersion)
+	}
+	var examples []map[string]any
+	field("crdsExamples", &examples)
+	var example map[string]any
+	if err := yaml.Unmarshal([]byte(readRepoFile(t, "manifests", "example", "awssecret.yaml")), &example); err != nil {
+		t.Fatal(err)
+	}
+	if len(examples) != 1 || !equality.Semantic.DeepEqual(examples[0], example) {
+		t.Errorf("artifacthub.io/crdsExamples %v, want manifests/example/awssecret.yaml %v", examples, example)
+	}
+	ns := newNamespace(t, "artifacthub")
+	if out, err := env.Kubectl(context.Background(), readRepoFile(t, "manifests", "example", "awssecret.yaml"), "apply", "--dry-run=server", "-n", ns, "-f", "-"); err != nil {
+		t.Errorf("the CRD example, server-side dry run: %v\n%s", err, out)
+	}
+	var changes []struct{ Kind, Description string }
+	field("changes", &changes)
+	kinds := []string{"added", "changed", "deprecated", "removed", "fixed", "security"}
+	for _, ch := range changes {
+		if !slices.Contains(kinds, ch.Kind) || ch.Description == "" {
+			t.Errorf("artifacthub.io/changes: %+v, want a kind of %v and a description", ch, kinds)
+		}
+	}
+	var links []struct{ Name, URL string }
+	field("links", &links)
+	if len(changes) == 0 || len(links) == 0 {
+		t.Errorf("changes %v, links %v: want some of each", changes, links)
 	}
 }

@@ -476,10 +476,10 @@ func checkWorkload(t *testing.T, w workload) {
 
 	// Resources: requests within limits, and memory as internal/capacity sizes it for
 	// capacity.DefaultObjects AWSSecrets (its test holds the formula to every benchmark run).
-	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceEphemeralStorage} {
 		req, hasReq := c.Resources.Requests[r]
 		limit, hasLimit := c.Resources.Limits[r]
-		if !hasReq || (r == corev1.ResourceMemory && !hasLimit) {
+		if !hasReq || (r != corev1.ResourceCPU && !hasLimit) {
 			t.Errorf("%s: requests %v, limits %v: want both", r, c.Resources.Requests, c.Resources.Limits)
 		} else if hasLimit && req.Cmp(limit) > 0 {
 			t.Errorf("%s: request %s above limit %s", r, req.String(), limit.String())

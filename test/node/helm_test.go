@@ -3,13 +3,16 @@ package node
 import (
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/mumoshu/aws-secret-controller/pkg/tenancy"
 	"github.com/mumoshu/aws-secret-controller/pkg/testenv"
@@ -58,6 +61,11 @@ func TestHelmInstall(t *testing.T) {
 	kubectl(t, example, "apply", "-n", appNS, "-f", "-")
 	waitSecret(t, appNS, "example", "foo", value)
 
+	// helm upgrade with changed values rolls the Pods and keeps the rest: the same Lease, the
+	// same AWSSecret and Secret, and no AWS call (the new leader reads the Secret it finds).
+	upgradeKeepsEverything(t, release, ns, appNS, values, chart)
+	waitSecret(t, appNS, "example", "foo", value)
+
 	keepLogs(t, ns)
 	helm(t, "uninstall", release, "--namespace", ns, "--wait", "--timeout", "2m")
 	if _, err := kube.AppsV1().Deployments(ns).Get(ctx, testenv.ControllerName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
@@ -73,4 +81,69 @@ func TestHelmInstall(t *testing.T) {
 	// The garbage collector runs (kube-controller-manager): a Secret still there is kept, not
 	// merely not yet collected, since its owner, the AWSSecret, is still there.
 	waitSecret(t, appNS, "example", "foo", value)
+}
+
+// upgradeKeepsEverything runs `helm upgrade` of release with changed values (fewer workers, more
+// logging, a Pod annotation), waits until a Pod of the new template leads and has synced every
+// AWSSecret of appNS, and checks that the Lease, the AWSSecrets and their Secrets are the same
+// objects as before and that the upgrade cost no GetSecretValue call.
+func upgradeKeepsEverything(t *testing.T, release, ns, appNS, values, chart string) {
+	t.Helper()
+	ctx := context.Background()
+	uids := func() map[string]types.UID {
+		out := map[string]types.UID{}
+		if l, err := kube.CoordinationV1().Leases(ns).Get(ctx, testenv.ControllerName, metav1.GetOptions{}); err == nil {
+			out["Lease/"+l.Name] = l.UID
+		}
+		as, _ := client.MumoshuV1alpha1().AWSSecrets(appNS).List(ctx, metav1.ListOptions{})
+		for _, a := range as.Items {
+			out["AWSSecret/"+a.Name] = a.UID
+			if s, err := kube.CoreV1().Secrets(appNS).Get(ctx, a.Name, metav1.GetOptions{}); err == nil {
+				out["Secret/"+s.Name] = s.UID
+			}
+		}
+		return out
+	}
+	before := uids()
+	calls, err := env.EmulatorRequests("GetSecretValue", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldPods := map[string]bool{}
+	pods, _ := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	for _, pod := range pods.Items {
+		oldPods[pod.Name] = true
+	}
+	if len(before) < 3 || len(oldPods) == 0 {
+		t.Fatalf("before the upgrade: %v, Pods %v: want a Lease, AWSSecrets and Secrets", before, oldPods)
+	}
+
+	helm(t, "upgrade", release, chart, "--namespace", ns, "--values", values,
+		"--set", "workers=8", "--set", "logLevel=2", "--set", "podAnnotations.upgraded=yes", "--wait", "--timeout", "3m")
+	waitReady(t, ns, 2)
+	synced := len(before) / 2 // every AWSSecret has its Secret
+	eventually(t, 2*time.Minute, "a Pod of the upgraded release leading and done with its first pass", func() (bool, string) {
+		l := leader(ns)
+		if l == "" || oldPods[l] {
+			return false, fmt.Sprintf("leader %q", l)
+		}
+		pod, err := kube.CoreV1().Pods(ns).Get(ctx, l, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		if pod.Annotations["upgraded"] != "yes" {
+			return false, fmt.Sprintf("leader %s without the upgraded values", l)
+		}
+		n, err := testenv.ScrapeMetric(ctx, "http://"+net.JoinHostPort(pod.Status.PodIP, "8080")+"/metrics", "aws_secret_controller_syncs_total", nil)
+		if err != nil {
+			return false, err.Error()
+		}
+		return n >= float64(synced), fmt.Sprintf("leader %s: %v syncs of %d AWSSecrets", l, n, synced)
+	})
+	if after := uids(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("helm upgrade replaced objects:\nbefore %v\nafter  %v", before, after)
+	}
+	if n, err := env.EmulatorRequests("GetSecretValue", ""); err != nil || n != calls {
+		t.Errorf("helm upgrade cost %d GetSecretValue calls (err %v), want 0", n-calls, err)
+	}
 }

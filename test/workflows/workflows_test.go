@@ -14,8 +14,9 @@ import (
 )
 
 type step struct {
-	Uses string `yaml:"uses"`
-	Run  string `yaml:"run"`
+	Uses string            `yaml:"uses"`
+	Run  string            `yaml:"run"`
+	With map[string]string `yaml:"with"`
 }
 
 type workflow struct {
@@ -66,5 +67,73 @@ func TestWorkflowsFollowTheSupplyChainRules(t *testing.T) {
 				t.Errorf("%s: a script holds an expression (pass it through env:): %q", f, s.Run)
 			}
 		}
+	}
+}
+
+// TestReleaseSignsWhatItShips: the release workflow signs each artifact it publishes after
+// publishing it (the image and the chart by digest, the bump tool's SHA256SUMS as a blob), and
+// attests provenance for each and an SBOM for the image and the bump tool. What these steps do
+// on GitHub (OIDC, Fulcio, Rekor, the registry) cannot run here; `make image-push` and
+// `make chart-push` writing the digests they sign are tested in hack/tools/image, `make sbom` by
+// TestSBOMListsTheBinarysModules.
+func TestReleaseSignsWhatItShips(t *testing.T) {
+	b, err := os.ReadFile("../../.github/workflows/release.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w workflow
+	if err := yaml.Unmarshal(b, &w); err != nil {
+		t.Fatal(err)
+	}
+	job, ok := w.Jobs["release"]
+	if !ok {
+		t.Fatal("no release job")
+	}
+	if p, _ := job.Permissions.(map[string]any); p["id-token"] != "write" || p["attestations"] != "write" {
+		t.Errorf("release job permissions %v: want id-token: write and attestations: write", job.Permissions)
+	}
+	// index of the first step at or after from that matches, or -1.
+	find := func(from int, match func(step) bool) int {
+		for i := from; i >= 0 && i < len(job.Steps); i++ {
+			if match(job.Steps[i]) {
+				return i
+			}
+		}
+		return -1
+	}
+	runs := func(sub string) func(step) bool {
+		return func(s step) bool { return strings.Contains(s.Run, sub) }
+	}
+	attests := func(action, subject string) func(step) bool {
+		return func(s step) bool {
+			return strings.HasPrefix(s.Uses, "actions/"+action+"@") &&
+				(s.With["subject-name"] == subject || s.With["subject-checksums"] == subject)
+		}
+	}
+	for _, a := range []struct {
+		what, push, sign string
+		attest           []string
+		subject          string
+	}{
+		{"image", "make image-push", `cosign sign --yes "$IMAGE@$DIGEST"`, []string{"attest-build-provenance", "attest-sbom"}, "${{ env.IMAGE }}"},
+		{"chart", "make chart-push", `cosign sign --yes "$CHART@$DIGEST"`, []string{"attest-build-provenance"}, "${{ env.CHART }}"},
+		{"bump tool", "make bump-binaries", "cosign sign-blob --yes --bundle bin/release/SHA256SUMS.sigstore.json bin/release/SHA256SUMS", []string{"attest-build-provenance", "attest-sbom"}, "bin/release/SHA256SUMS"},
+	} {
+		pushed := find(0, runs(a.push))
+		if pushed < 0 {
+			t.Errorf("%s: no step runs %q", a.what, a.push)
+			continue
+		}
+		if find(pushed+1, runs(a.sign)) < 0 {
+			t.Errorf("%s: no step after %q runs %s", a.what, a.push, a.sign)
+		}
+		for _, action := range a.attest {
+			if find(pushed+1, attests(action, a.subject)) < 0 {
+				t.Errorf("%s: no actions/%s step for %s after %q", a.what, action, a.subject, a.push)
+			}
+		}
+	}
+	if find(0, func(s step) bool { return strings.HasPrefix(s.Uses, "sigstore/cosign-installer@") }) < 0 {
+		t.Error("cosign is never installed")
 	}
 }

@@ -91,6 +91,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 		platforms = fs.String("platforms", "linux/amd64,linux/arm64", "build, pause: comma-separated os/arch.")
 		out       = fs.String("out", "", "build, pause: the OCI layout tarball to write.")
 		in        = fs.String("in", "", "push: the OCI layout tarball to push.")
+		digestOut = fs.String("digest-file", "", "push: a file to write the pushed index's digest to (sha256:...), for signing it.")
 	)
 	_ = fs.Parse(args)
 	ps, err := parsePlatforms(*platforms)
@@ -118,7 +119,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 		if *in == "" || *ref == "" {
 			return errors.New("--in and --ref are required")
 		}
-		return push(ctx, *in, *ref)
+		return push(ctx, *in, *ref, *digestOut)
 	}
 	return fmt.Errorf("unknown command %q: want build, pause or push", cmd)
 }
@@ -429,8 +430,9 @@ func readFile(file string) (idx v1.ImageIndex, ref string, cleanup func(), err e
 }
 
 // push pushes the index in the tarball file to ref, with the credentials of
-// ~/.docker/config.json (`docker login`) or a credential helper it names.
-func push(ctx context.Context, file, ref string) error {
+// ~/.docker/config.json (`docker login`) or a credential helper it names; with digestFile, it
+// writes the index's digest there.
+func push(ctx context.Context, file, ref, digestFile string) error {
 	r, err := name.ParseReference(ref, name.StrictValidation)
 	if err != nil {
 		return err
@@ -448,5 +450,8 @@ func push(ctx context.Context, file, ref string) error {
 		return err
 	}
 	fmt.Printf("pushed %s@%s\n", r, d)
+	if digestFile != "" {
+		return os.WriteFile(digestFile, []byte(d.String()+"\n"), 0o644)
+	}
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -157,7 +158,8 @@ func TestControllerImage(t *testing.T) {
 		reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 		defer reg.Close()
 		to := strings.TrimPrefix(reg.URL, "http://") + "/mumoshu/aws-secret-controller:v0.1.0"
-		if err := run(context.Background(), "push", []string{"--in", out, "--ref", to}); err != nil {
+		digestFile := filepath.Join(t.TempDir(), "digest")
+		if err := run(context.Background(), "push", []string{"--in", out, "--ref", to, "--digest-file", digestFile}); err != nil {
 			t.Fatal(err)
 		}
 		r, err := name.ParseReference(to)
@@ -171,6 +173,10 @@ func TestControllerImage(t *testing.T) {
 		want, _ := idx.Digest()
 		if got, _ := pushed.Digest(); got != want {
 			t.Errorf("registry has %s, want %s", got, want)
+		}
+		// What the release signs and attests.
+		if b, err := os.ReadFile(digestFile); err != nil || string(b) != want.String()+"\n" {
+			t.Errorf("--digest-file holds %q (%v), want %s", b, err, want)
 		}
 		// A node pulls its platform's image, layer included.
 		img, err := remote.Image(r, remote.WithPlatform(v1.Platform{OS: "linux", Architecture: "arm64"}))
@@ -313,4 +319,77 @@ func runBinary(t *testing.T, bin []byte, args ...string) string {
 		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// TestChartPush runs `make chart-push`, as the release does, against a registry in the test
+// process: the chart lands at <repo>/aws-secret-controller:<version without v> and
+// bin/chart-digest holds the digest the registry serves it under, which the release signs.
+func TestChartPush(t *testing.T) {
+	helmBin := filepath.Join(os.Getenv("AWS_SECRET_CONTROLLER_BIN_DIR"), "helm")
+	if _, err := os.Stat(helmBin); os.Getenv("AWS_SECRET_CONTROLLER_BIN_DIR") == "" || err != nil {
+		t.Skip("needs bin/helm: run `make image-test`")
+	}
+	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer reg.Close()
+	host := strings.TrimPrefix(reg.URL, "http://")
+	bin := t.TempDir()
+	if err := os.Symlink(helmBin, filepath.Join(bin, "helm")); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("make", "-C", "../../..", "chart-push", "BIN="+bin, "VERSION=v9.8.7",
+		"CHART_REPO=oci://"+host+"/charts", "HELM_PUSH_FLAGS=--plain-http")
+	cmd.Env = append(os.Environ(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_CACHE_HOME="+t.TempDir())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make chart-push: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(filepath.Join(bin, "chart-digest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := name.ParseReference(host+"/charts/aws-secret-controller:9.8.7", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := remote.Head(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(b)); got != desc.Digest.String() {
+		t.Errorf("chart-digest %q, the registry serves the chart as %s", got, desc.Digest)
+	}
+	// The packaged chart names the release's version and image, for Helm and Artifact Hub.
+	chartYAML := fileInTgz(t, filepath.Join(bin, "charts", "aws-secret-controller-9.8.7.tgz"), "aws-secret-controller/Chart.yaml")
+	for _, want := range []string{"\nversion: 9.8.7\n", "\nappVersion: v9.8.7\n", "\n      image: ghcr.io/mumoshu/aws-secret-controller:v9.8.7\n"} {
+		if !strings.Contains(chartYAML, want) {
+			t.Errorf("the packaged Chart.yaml lacks %q:\n%s", want, chartYAML)
+		}
+	}
+}
+
+// fileInTgz returns the file name in the gzipped tarball file.
+func fileInTgz(t *testing.T, file, name string) string {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s in %s: %v", name, file, err)
+		}
+		if hdr.Name == name {
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(b)
+		}
+	}
 }
