@@ -218,6 +218,11 @@ kube-score: $(BIN)/kube-score $(BIN)/kubectl $(BIN)/helm
 chart-readme:
 	$(GO) run ./hack/chartdoc
 
+# The field table in docs/api.md, from the CRD (hack/apidoc; its test fails when it is stale).
+.PHONY: api-docs
+api-docs:
+	$(GO) run ./hack/apidoc
+
 # The CycloneDX SBOM of the controller's binary (the modules linked into it, from its build
 # information), which the release attests to the image; and of the bump tool.
 $(BIN)/cyclonedx-gomod: hack/tools/sbom/go.mod hack/tools/sbom/go.sum

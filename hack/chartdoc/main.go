@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/mumoshu/aws-secret-controller/hack/internal/splice"
 )
 
 const (
@@ -43,36 +45,7 @@ func run(valuesFile, readmeFile string, check bool) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", valuesFile, err)
 	}
-	r, err := os.ReadFile(readmeFile)
-	if err != nil {
-		return err
-	}
-	updated, err := Replace(r, table)
-	if err != nil {
-		return fmt.Errorf("%s: %w", readmeFile, err)
-	}
-	if bytes.Equal(updated, r) {
-		return nil
-	}
-	if check {
-		return fmt.Errorf("%s's table of values is not what %s gives: run `make chart-readme`", readmeFile, valuesFile)
-	}
-	return os.WriteFile(readmeFile, updated, 0o644)
-}
-
-// Replace puts table between the README's markers.
-func Replace(readme, table []byte) ([]byte, error) {
-	i := bytes.Index(readme, []byte(begin))
-	j := bytes.Index(readme, []byte(end))
-	if i < 0 || j < i {
-		return nil, fmt.Errorf("want the markers %q and %q, in that order", begin, end)
-	}
-	var b bytes.Buffer
-	b.Write(readme[:i+len(begin)])
-	b.WriteString("\n")
-	b.Write(table)
-	b.Write(readme[j:])
-	return b.Bytes(), nil
+	return splice.File(readmeFile, begin, end, table, check, "make chart-readme")
 }
 
 // Row is one value: its dotted path, its default as JSON, and what its comment says.

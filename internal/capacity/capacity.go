@@ -1,6 +1,6 @@
 // Package capacity is the controller's memory formula: the resident set it reaches for a number
 // of AWSSecrets, and the requests, limits and GOMEMLIMIT that follow. The Deployment in
-// manifests/, the chart's defaults and the README's capacity table are derived from it (tests
+// manifests/, the chart's defaults and the capacity table in docs/operations.md are derived from it (tests
 // hold them to it), and every benchmark run committed under docs/ must stay within it.
 package capacity
 

@@ -94,11 +94,11 @@ func TestFor(t *testing.T) {
 	}
 }
 
-// TestREADMECapacityTable: the README's capacity table gives, for the shipped default and for
+// TestCapacityTable: the capacity table of docs/operations.md gives, for the shipped default and for
 // 50,000 and 100,000 AWSSecrets, the settings For computes, and names how many AWSSecrets the
 // shipped limit serves.
-func TestREADMECapacityTable(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+func TestCapacityTable(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "operations.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,19 +107,19 @@ func TestREADMECapacityTable(t *testing.T) {
 		r := For(n)
 		row := regexp.MustCompile(`(?m)^\| ` + regexp.QuoteMeta(thousands(n)) + `\b[^|]*\| ([^|]+) \| ([^|]+) \| ([^|]+) \|$`).FindStringSubmatch(readme)
 		if row == nil {
-			t.Errorf("README: no capacity table row for %s AWSSecrets", thousands(n))
+			t.Errorf("docs/operations.md: no capacity table row for %s AWSSecrets", thousands(n))
 			continue
 		}
 		want := []string{fmt.Sprintf("%dMi", r.RequestMiB), fmt.Sprintf("%dMi", r.LimitMiB), fmt.Sprintf("%dMiB", r.GoMemLimitMiB)}
 		for i, w := range want {
 			if got := strings.Trim(strings.TrimSpace(row[i+1]), "`"); got != w {
-				t.Errorf("README: %s AWSSecrets: column %d is %q, want %q (internal/capacity)", thousands(n), i+2, got, w)
+				t.Errorf("docs/operations.md: %s AWSSecrets: column %d is %q, want %q (internal/capacity)", thousands(n), i+2, got, w)
 			}
 		}
 	}
 	served := thousands(Objects(For(DefaultObjects).LimitMiB) / 1000 * 1000)
 	if !strings.Contains(readme, "serves about "+served+" AWSSecrets") {
-		t.Errorf("README does not say the shipped limit serves about %s AWSSecrets", served)
+		t.Errorf("docs/operations.md does not say the shipped limit serves about %s AWSSecrets", served)
 	}
 }
 

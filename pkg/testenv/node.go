@@ -44,7 +44,8 @@ const ShippedImage = "ghcr.io/mumoshu/aws-secret-controller"
 // manifests/ or manifests/namespaced) that changes only what this stack needs: the image (a
 // local build, e.g. from ImageName), the emulator's endpoints and test credentials, and the API
 // server's address (without kube-proxy the kubernetes Service's IP does not route; container
-// environment wins over the Service's). namespace, when set, is the namespaced variant's.
+// environment wins over the Service's). namespace, when set, is the namespaced variant's. With
+// image empty, the overlay leaves the image to the variant (a user's overlay that names it).
 func (e *Env) WriteInstallOverlay(dir, variant, namespace, image string) error {
 	base, err := filepath.Rel(dir, variant)
 	if err != nil {
@@ -59,7 +60,9 @@ func (e *Env) WriteInstallOverlay(dir, variant, namespace, image string) error {
 	if namespace != "" {
 		fmt.Fprintf(&b, "namespace: %s\n", namespace)
 	}
-	fmt.Fprintf(&b, "images:\n- name: %s\n  newName: %s\n  newTag: %q\n", ShippedImage, name, tag)
+	if name != "" {
+		fmt.Fprintf(&b, "images:\n- name: %s\n  newName: %s\n  newTag: %q\n", ShippedImage, name, tag)
+	}
 	b.WriteString("configMapGenerator:\n- name: aws-secret-controller\n  behavior: merge\n  literals:\n")
 	for _, kv := range env {
 		fmt.Fprintf(&b, "  - %s\n", kv)
@@ -90,16 +93,19 @@ func (e *Env) WriteHelmValues(path, image string) error {
 // reach this stack: the emulator's endpoint and credentials, and the API server's address (the
 // node's Pods cannot route to the kubernetes Service).
 func (e *Env) install(image string) (name, tag string, env []string, err error) {
-	slash := strings.LastIndex(image, "/")
-	colon := strings.LastIndex(image, ":")
-	if colon < slash {
-		return "", "", nil, fmt.Errorf("image %q has no tag", image)
-	}
 	host, port, err := net.SplitHostPort(strings.TrimPrefix(e.APIServerURL, "https://"))
 	if err != nil {
 		return "", "", nil, err
 	}
 	env = append(e.AWSEnv(), "KUBERNETES_SERVICE_HOST="+host, "KUBERNETES_SERVICE_PORT="+port)
+	if image == "" {
+		return "", "", env, nil
+	}
+	slash := strings.LastIndex(image, "/")
+	colon := strings.LastIndex(image, ":")
+	if colon < slash {
+		return "", "", nil, fmt.Errorf("image %q has no tag", image)
+	}
 	return image[:colon], image[colon+1:], env, nil
 }
 

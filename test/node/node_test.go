@@ -8,8 +8,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -49,7 +51,48 @@ func overlay(t *testing.T, variant, namespace string) string {
 	return dir
 }
 
-// installed installs the CRD and the cluster-wide variant once, as the README says, and waits
+// gettingStartedOverlay installs the cluster-wide variant the way docs/getting-started.md tells
+// users to before the first release: the image from `make image` (the suite imports it into the
+// node's containerd, as `ctr images import` does), and the overlay the page shows, with its tag
+// set to the image's and its path to this repository's manifests/. Over it goes only what this
+// stack needs (the emulator's endpoint, the API server's address), not the image.
+func gettingStartedOverlay(t *testing.T) string {
+	t.Helper()
+	page := readFile(t, filepath.Join(repoRoot, "docs", "getting-started.md"))
+	const head = "```yaml\n# my-overlay/kustomization.yaml\n"
+	i := strings.Index(page, head)
+	if i < 0 {
+		t.Fatalf("docs/getting-started.md has no block starting %q", head)
+	}
+	documented := page[i+len(head):]
+	documented = documented[:strings.Index(documented, "```")]
+	name, tag, ok := strings.Cut(controllerImage, ":")
+	if !ok || name != testenv.ShippedImage {
+		t.Fatalf("the image archive names %q, want %s:<tag> (make image's default IMAGE)", controllerImage, testenv.ShippedImage)
+	}
+	dir := t.TempDir()
+	mine, stack := filepath.Join(dir, "my-overlay"), filepath.Join(dir, "stack")
+	for _, d := range []string{mine, stack} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	manifests, err := filepath.Rel(mine, filepath.Join(repoRoot, "manifests"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := strings.NewReplacer("../aws-secret-controller/manifests", manifests, "newTag: v0.0.0-local", "newTag: "+strconv.Quote(tag))
+	if r.Replace(documented) == documented || !strings.Contains(r.Replace(documented), tag) {
+		t.Fatalf("the documented overlay no longer has the path and tag this test replaces:\n%s", documented)
+	}
+	writeFile(t, filepath.Join(mine, "kustomization.yaml"), r.Replace(documented))
+	if err := env.WriteInstallOverlay(stack, mine, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	return stack
+}
+
+// installed installs the CRD and the cluster-wide variant once, as getting started says, and waits
 // for both replicas to be Ready.
 func installed(t *testing.T) {
 	t.Helper()
@@ -59,7 +102,7 @@ func installed(t *testing.T) {
 			kubectl(t, "", "wait", "--for=condition=Established", "crd/awssecrets.mumoshu.github.io")
 			// The shipped install runs --namespace-policy=allow-list.
 			kubectl(t, "", "annotate", "--overwrite", "namespace", "default", tenancy.AnnotationAllowedSecretIDs+"=prod/*")
-			kubectl(t, "", "apply", "-k", overlay(t, "manifests", ""))
+			kubectl(t, "", "apply", "-k", gettingStartedOverlay(t))
 			waitReady(t, controllerNamespace, 2)
 		})
 		if !ok {
