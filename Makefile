@@ -62,9 +62,12 @@ bump-binaries:
 .PHONY: image pause-image image-push image-test $(BIN)/aws-secret-controller-image.tar
 image: $(BIN)/aws-secret-controller-image.tar
 
+# IMAGE_PLATFORMS: `make test` builds the host's only (the node runs it; the image tool's test
+# checks a two-platform index on a small program), the release both.
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
 $(BIN)/aws-secret-controller-image.tar:
 	cd hack/tools/image && $(GO) run . build --repo $(CURDIR) --ref $(IMAGE):$(VERSION) \
-		--version $(VERSION) --commit $(COMMIT) --out $@
+		--version $(VERSION) --commit $(COMMIT) --platforms $(IMAGE_PLATFORMS) --out $@
 
 # The sandbox ("pause") image that the local test node runs Pods in: registry.k8s.io/pause:3.10.
 pause-image: $(BIN)/pause-image.tar
@@ -107,7 +110,8 @@ vet:
 # kube-apiserver, etcd and Secrets Manager emulator, and the node suite (the image, installed
 # with the shipped manifests, as Pods on a real kubelet and containerd), all with the race
 # detector (the fuzz targets' seed corpora included); the image tool's tests.
-test: verify vet lint-workflows kube-score node-tools build sbom image pause-image testapp-image
+test: verify vet lint-workflows kube-score node-tools $(BIN)/promtool build sbom pause-image testapp-image
+	$(MAKE) image IMAGE_PLATFORMS=linux/$$($(GO) env GOARCH)
 	AWS_SECRET_CONTROLLER_BIN_DIR=$(BIN) $(GO) test -race -count=1 -timeout 30m $(TESTFLAGS) ./...
 	$(MAKE) image-test
 
@@ -235,8 +239,8 @@ sbom: $(BIN)/cyclonedx-gomod build
 	$(BIN)/cyclonedx-gomod bin -json -version $(VERSION) -output $(BIN)/sbom/update-aws-secret-ids.cdx.json $(BIN)/update-aws-secret-ids
 
 # promtool evaluates the alerts (test/e2e TestAlerts), without Prometheus's service discovery
-# plugins, which rule tests do not use. Not part of `make tools` yet: a cold build takes about
-# 4 minutes here, which the 45-minute budget of a cold `make test` does not have (README: Tools).
+# plugins, which rule tests do not use. Built by `make test`; not by `make tools`, which the demo
+# and the benchmarks need without it.
 $(BIN)/promtool: hack/tools/prometheus/go.mod hack/tools/prometheus/go.sum
 	cd hack/tools/prometheus && $(GO) build -tags remove_all_sd -o $@ github.com/prometheus/prometheus/cmd/promtool
 
@@ -258,7 +262,8 @@ demo: tools build
 
 # The same story with the controller installed as users install it: the image (`make image`),
 # applied with the shipped manifests, as two Pods on a local node. Linux and root only.
-demo-cluster: node-tools build image pause-image
+demo-cluster: node-tools build pause-image
+	$(MAKE) image IMAGE_PLATFORMS=linux/$$($(GO) env GOARCH)
 	$(GO) build -o $(BIN)/demo ./hack/demo
 	$(BIN)/demo --repo $(CURDIR) --cluster
 

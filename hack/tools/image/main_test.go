@@ -28,12 +28,29 @@ import (
 
 const ref = "ghcr.io/mumoshu/aws-secret-controller:v0.1.0"
 
-// TestControllerImage builds the controller's image as `make image` does, for both platforms,
-// and checks what `ctr images import`, `docker load` and a registry get from the tarball.
-func TestControllerImage(t *testing.T) {
+// TestImages builds images as `make image` does and checks what `ctr images import`, `docker
+// load` and a registry get from the tarball: the controller's for the host's platform (the
+// release builds both; compiling every dependency for the other architecture would cost a cold
+// `make test` minutes), and the small test application's for both platforms, which exercises
+// the multi-platform index the release pushes.
+func TestImages(t *testing.T) {
+	host := "linux/" + runtime.GOARCH
+	for _, tc := range []struct {
+		pkg, binary string
+		platforms   []string
+	}{
+		{"./cmd/aws-secret-controller", "aws-secret-controller", []string{host}},
+		{"./test/node/testapp", "testapp", []string{"linux/amd64", "linux/arm64"}},
+	} {
+		t.Run(tc.binary, func(t *testing.T) { testImage(t, tc.pkg, tc.binary, tc.platforms) })
+	}
+}
+
+func testImage(t *testing.T, pkg, binary string, platforms []string) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "image.tar")
-	args := []string{"--repo", "../../..", "--ref", ref, "--version", "v0.1.0", "--commit", "0123abcd", "--out", out}
+	args := []string{"--repo", "../../..", "--pkg", pkg, "--platforms", strings.Join(platforms, ","),
+		"--ref", ref, "--version", "v0.1.0", "--commit", "0123abcd", "--out", out}
 	if err := run(context.Background(), "build", args); err != nil {
 		t.Fatal(err)
 	}
@@ -70,9 +87,9 @@ func TestControllerImage(t *testing.T) {
 		if im.MediaType != types.OCIImageIndex || !cmp.Equal(im.Annotations, labels) {
 			t.Errorf("index: media type %s, annotations %v; want %s, %v", im.MediaType, im.Annotations, types.OCIImageIndex, labels)
 		}
-		var platforms []string
+		var built []string
 		for _, m := range im.Manifests {
-			platforms = append(platforms, m.Platform.String())
+			built = append(built, m.Platform.String())
 			img, err := idx.Image(m.Digest)
 			if err != nil {
 				t.Fatal(err)
@@ -92,24 +109,24 @@ func TestControllerImage(t *testing.T) {
 			if m.MediaType != types.OCIManifestSchema1 {
 				t.Errorf("%s: manifest media type %s", m.Platform, m.MediaType)
 			}
-			wantConfig := v1.Config{Entrypoint: []string{"/aws-secret-controller"}, User: "65532:65532", Labels: labels}
+			wantConfig := v1.Config{Entrypoint: []string{"/" + binary}, User: "65532:65532", Labels: labels}
 			if diff := cmp.Diff(wantConfig, cfg.Config); diff != "" {
 				t.Errorf("%s: config (-want +got):\n%s", m.Platform, diff)
 			}
 			hdr, bin := onlyFile(t, img)
-			if hdr.Name != "aws-secret-controller" || hdr.Mode != 0o755 || hdr.Uid != 0 || !hdr.ModTime.Equal(time.Unix(0, 0)) {
-				t.Errorf("%s: layer holds %s mode %o uid %d mtime %s, want aws-secret-controller mode 755 uid 0 at the epoch",
-					m.Platform, hdr.Name, hdr.Mode, hdr.Uid, hdr.ModTime)
+			if hdr.Name != binary || hdr.Mode != 0o755 || hdr.Uid != 0 || !hdr.ModTime.Equal(time.Unix(0, 0)) {
+				t.Errorf("%s: layer holds %s mode %o uid %d mtime %s, want %s mode 755 uid 0 at the epoch",
+					m.Platform, hdr.Name, hdr.Mode, hdr.Uid, hdr.ModTime, binary)
 			}
-			if m.Platform.OS == runtime.GOOS && m.Platform.Architecture == runtime.GOARCH {
+			if binary == "aws-secret-controller" && m.Platform.OS == runtime.GOOS && m.Platform.Architecture == runtime.GOARCH {
 				got := runBinary(t, bin, "--version")
 				if want := "aws-secret-controller v0.1.0 (commit 0123abcd, "; !strings.HasPrefix(got, want) {
 					t.Errorf("the image's binary --version = %q, want %q...", got, want)
 				}
 			}
 		}
-		if want := []string{"linux/amd64", "linux/arm64"}; !cmp.Equal(platforms, want) {
-			t.Errorf("platforms %v, want %v", platforms, want)
+		if !cmp.Equal(built, platforms) {
+			t.Errorf("platforms %v, want %v", built, platforms)
 		}
 	})
 
@@ -179,11 +196,15 @@ func TestControllerImage(t *testing.T) {
 			t.Errorf("--digest-file holds %q (%v), want %s", b, err, want)
 		}
 		// A node pulls its platform's image, layer included.
-		img, err := remote.Image(r, remote.WithPlatform(v1.Platform{OS: "linux", Architecture: "arm64"}))
+		p, err := v1.ParsePlatform(platforms[len(platforms)-1])
 		if err != nil {
 			t.Fatal(err)
 		}
-		if hdr, _ := onlyFile(t, img); hdr.Name != "aws-secret-controller" {
+		img, err := remote.Image(r, remote.WithPlatform(*p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hdr, _ := onlyFile(t, img); hdr.Name != binary {
 			t.Errorf("pulled layer holds %s", hdr.Name)
 		}
 	})
