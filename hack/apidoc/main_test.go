@@ -7,9 +7,9 @@ import (
 )
 
 // TestTheAPIDocIsCurrent: docs/api.md holds the field table the CRD gives (hack/verify-codegen.sh
-// holds the CRD to the Go types).
+// holds the CRD to the Go types) and the reasons conditions.go declares.
 func TestTheAPIDocIsCurrent(t *testing.T) {
-	if err := run("../../manifests/crd/mumoshu.github.io_awssecrets.yaml", "../../docs/api.md", true); err != nil {
+	if err := run("../../manifests/crd/mumoshu.github.io_awssecrets.yaml", "../../pkg/apis/mumoshu/v1alpha1/conditions.go", "../../docs/api.md", true); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -32,6 +32,23 @@ func TestTableNamesEveryField(t *testing.T) {
 	} {
 		if !strings.Contains(string(table), want) {
 			t.Errorf("the table lacks %q:\n%s", want, table)
+		}
+	}
+}
+
+// TestReasons: every Reason constant is a row, with its doc comment.
+func TestReasons(t *testing.T) {
+	table, err := Reasons("../../pkg/apis/mumoshu/v1alpha1/conditions.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| `Synced` | the Secret holds the pinned versions (Ready=True). |",
+		"| `SecretNotAllowed` | the namespace may not read the secret id",
+		"| `KubernetesError` |",
+	} {
+		if !strings.Contains(string(table), want) {
+			t.Errorf("the reasons lack %q:\n%s", want, table)
 		}
 	}
 }
