@@ -63,6 +63,9 @@ func TestWorkflowsFollowTheSupplyChainRules(t *testing.T) {
 			if s.Uses != "" && !strings.HasPrefix(s.Uses, "./") && !pinned.MatchString(s.Uses) {
 				t.Errorf("%s: %s is not pinned by a full commit", f, s.Uses)
 			}
+			if s.Uses != "" && !strings.HasPrefix(s.Uses, "./") && !regexp.MustCompile(`(?m)uses: `+regexp.QuoteMeta(s.Uses)+` # v\d+\.\d+\.\d+$`).Match(b) {
+				t.Errorf("%s: %s has no `# vX.Y.Z` comment naming the release it pins", f, s.Uses)
+			}
 			if strings.Contains(s.Run, "${{") {
 				t.Errorf("%s: a script holds an expression (pass it through env:): %q", f, s.Run)
 			}
