@@ -544,7 +544,7 @@ func TestNetworkPolicyFilesAgree(t *testing.T) {
 }
 
 // TestChartArtifactHubAnnotations: Chart.yaml's Artifact Hub annotations parse as Artifact Hub
-// reads them; the image listed is the one the chart installs by default; the CRD example is
+// reads them; the license is LICENSE's; the image listed is the one the chart installs by default; the CRD example is
 // manifests/example/awssecret.yaml and the API server accepts it (server-side dry run); every
 // change has a kind Artifact Hub knows.
 func TestChartArtifactHubAnnotations(t *testing.T) {
@@ -582,6 +582,12 @@ func TestChartArtifactHubAnnotations(t *testing.T) {
 	ns := newNamespace(t, "artifacthub")
 	if out, err := env.Kubectl(context.Background(), readRepoFile(t, "manifests", "example", "awssecret.yaml"), "apply", "--dry-run=server", "-n", ns, "-f", "-"); err != nil {
 		t.Errorf("the CRD example, server-side dry run: %v\n%s", err, out)
+	}
+	// The license: the LICENSE file's, which the generated code's headers also name.
+	license := readRepoFile(t, "LICENSE")
+	if chart.Annotations["artifacthub.io/license"] != "Apache-2.0" || !strings.Contains(license, "Apache License\n                           Version 2.0") ||
+		!strings.Contains(readRepoFile(t, "hack", "boilerplate.go.txt"), "Licensed under the Apache License, Version 2.0") {
+		t.Errorf("artifacthub.io/license %q: want Apache-2.0, as LICENSE and hack/boilerplate.go.txt say", chart.Annotations["artifacthub.io/license"])
 	}
 	var changes []struct{ Kind, Description string }
 	field("changes", &changes)
