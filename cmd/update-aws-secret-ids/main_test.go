@@ -341,7 +341,7 @@ func TestConcurrencyFlag(t *testing.T) {
 		args []string
 		want int
 	}{
-		{[]string{"x"}, 8}, // the README's default
+		{[]string{"x"}, 8}, // the documented default (docs/bumping.md)
 		{[]string{"--concurrency", "3", "x"}, 3},
 		{[]string{"--concurrency", "1", "x"}, 1},
 	} {

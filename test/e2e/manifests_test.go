@@ -109,7 +109,7 @@ func TestManifestsDeploymentSafeguards(t *testing.T) {
 	t.Run("namespaced-as-stored", func(t *testing.T) { checkWorkload(t, stored) })
 }
 
-// TestNamespacedUninstallKeepsUserNamespace follows the README for the namespaced variant in a
+// TestNamespacedUninstallKeepsUserNamespace follows docs/multi-tenancy.md for the namespaced variant in a
 // namespace the user already has: the overlay renders no Namespace, and `kubectl delete -k` of
 // it removes the controller but not the user's namespace.
 func TestNamespacedUninstallKeepsUserNamespace(t *testing.T) {
@@ -151,7 +151,7 @@ func TestNamespacedUninstallKeepsUserNamespace(t *testing.T) {
 	}
 }
 
-// TestUninstallKeepsCRDAndData installs as the README says (manifests/crd, then manifests/),
+// TestUninstallKeepsCRDAndData installs as docs/getting-started.md says (manifests/crd, then manifests/),
 // uninstalls with `kubectl delete -k manifests/`, and finds the CRD, an AWSSecret and the
 // Secret it owns untouched.
 func TestUninstallKeepsCRDAndData(t *testing.T) {
@@ -290,7 +290,7 @@ func TestOwnerReferenceBlockingNeedsFinalizersRule(t *testing.T) {
 	})
 }
 
-// namespacedOverlay writes an overlay that moves manifests/namespaced into ns, as the README
+// namespacedOverlay writes an overlay that moves manifests/namespaced into ns, as docs/multi-tenancy.md
 // tells a user to, and returns its folder.
 func namespacedOverlay(t *testing.T, ns string) string {
 	t.Helper()
