@@ -15,6 +15,7 @@ import (
 	"go/parser"
 	"go/token"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -93,7 +94,7 @@ func Reasons(file string) ([]byte, error) {
 			if doc == "" {
 				return nil, fmt.Errorf("%s: %s has no doc comment", file, v.Names[0].Name)
 			}
-			fmt.Fprintf(&b, "| `%s` | %s |\n", value, cell(doc))
+			fmt.Fprintf(&b, "| `%s` | %s |\n", value, splice.Cell(doc))
 			n++
 		}
 	}
@@ -159,7 +160,7 @@ func rows(b *bytes.Buffer, path string, s Schema, required bool) {
 		fields = *s.Items
 		path += "[]"
 	}
-	fmt.Fprintf(b, "| `%s` | %s | %s | %s |\n", path, typ, cell(constraints(s, fields, required)), cell(oneLine(s.Description)))
+	fmt.Fprintf(b, "| `%s` | %s | %s | %s |\n", path, typ, splice.Cell(constraints(s, required)), splice.Cell(oneLine(s.Description)))
 	// metav1.Condition is Kubernetes' own: its fields are documented there.
 	if path == "status.conditions[]" {
 		return
@@ -170,11 +171,11 @@ func rows(b *bytes.Buffer, path string, s Schema, required bool) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		rows(b, path+"."+n, fields.Properties[n], contains(fields.Required, n))
+		rows(b, path+"."+n, fields.Properties[n], slices.Contains(fields.Required, n))
 	}
 }
 
-func constraints(s, items Schema, required bool) string {
+func constraints(s Schema, required bool) string {
 	var c []string
 	if required {
 		c = append(c, "required")
@@ -208,14 +209,3 @@ func intOr(p *int, or string) string {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
-
-func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}

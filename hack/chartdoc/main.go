@@ -64,15 +64,13 @@ func Table(values []byte) ([]byte, error) {
 		if r.Description == "" {
 			undocumented = append(undocumented, r.Key)
 		}
-		fmt.Fprintf(&b, "| `%s` | `%s` | %s |\n", r.Key, cell(r.Default), cell(r.Description))
+		fmt.Fprintf(&b, "| `%s` | `%s` | %s |\n", r.Key, splice.Cell(r.Default), splice.Cell(r.Description))
 	}
 	if len(undocumented) > 0 {
 		return nil, fmt.Errorf("values without a comment: %s", strings.Join(undocumented, ", "))
 	}
 	return b.Bytes(), nil
 }
-
-func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 
 // Rows lists values.yaml's values in file order.
 func Rows(values []byte) ([]Row, error) {

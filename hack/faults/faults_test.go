@@ -16,12 +16,9 @@ func TestFaultsSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a stack per scenario")
 	}
-	var c config
-	fs := flag.NewFlagSet("faults", flag.ContinueOnError)
-	c.flags(fs)
 	scenarios := "1a,2,3c,5,6,7"
-	if err := fs.Parse([]string{
-		"--repo", "../..", "--objects", "40", "--namespaces", "3", "--versions", "8",
+	r := runSmall(t, 10*time.Minute,
+		"--objects", "40", "--namespaces", "3", "--versions", "8",
 		// A slow client, so that a cold start of 40 objects takes seconds and each fault lands
 		// in the middle of it (each scenario checks that it did).
 		"--controller-args", "--kube-api-qps=15 --kube-api-burst=5",
@@ -29,16 +26,7 @@ func TestFaultsSmoke(t *testing.T) {
 		// Short leases, so the failover takes seconds; a renew deadline longer than the API
 		// server's restart, so the kills of 1a and 7 do not cost the Lease.
 		"--lease-duration", "6s", "--renew-deadline", "5s", "--retry-period", "1s",
-		"--timeout", "3m", "--scenarios", scenarios, "--out", "", "--json", "", "--work-dir", t.TempDir(),
-	}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	r, err := run(ctx, c, "go test ./hack/faults")
-	if err != nil {
-		t.Fatal(err)
-	}
+		"--scenarios", scenarios)
 	var ids []string
 	for _, res := range r.Results {
 		ids = append(ids, res.ID)
@@ -64,21 +52,8 @@ func TestFaultsSmokeSlowAWS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a stack")
 	}
-	var c config
-	fs := flag.NewFlagSet("faults", flag.ContinueOnError)
-	c.flags(fs)
-	if err := fs.Parse([]string{
-		"--repo", "../..", "--objects", "80", "--namespaces", "3", "--versions", "8", "--workers", "2", "--delay", "3s",
-		"--timeout", "3m", "--scenarios", "4", "--out", "", "--json", "", "--work-dir", t.TempDir(),
-	}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	r, err := run(ctx, c, "go test ./hack/faults")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := runSmall(t, 5*time.Minute, "--objects", "80", "--namespaces", "3", "--versions", "8", "--workers", "2", "--delay", "3s",
+		"--scenarios", "4")
 	if len(r.Results) != 1 || r.Results[0].ID != "4" {
 		t.Fatalf("results %+v, want scenario 4's", r.Results)
 	}
@@ -86,4 +61,23 @@ func TestFaultsSmokeSlowAWS(t *testing.T) {
 	for _, f := range r.failed() {
 		t.Error(f)
 	}
+}
+
+// runSmall runs the suite with args on top of what every small run sets (this repository, a
+// 3-minute timeout per scenario, no report files, a temporary work folder), within timeout.
+func runSmall(t *testing.T, timeout time.Duration, args ...string) report {
+	t.Helper()
+	var c config
+	fs := flag.NewFlagSet("faults", flag.ContinueOnError)
+	c.flags(fs)
+	if err := fs.Parse(append([]string{"--repo", "../..", "--timeout", "3m", "--out", "", "--json", "", "--work-dir", t.TempDir()}, args...)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	r, err := run(ctx, c, "go test ./hack/faults")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

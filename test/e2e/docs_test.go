@@ -3,7 +3,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +14,8 @@ import (
 	"unicode"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/mumoshu/aws-secret-controller/test/testutil"
 )
 
 // The documentation's pages: the README, docs/ and the chart's README.
@@ -27,40 +31,23 @@ func docPages(t *testing.T) []string {
 // block is a fenced code block of a page.
 type block struct {
 	page string
-	line int    // of the opening fence
-	lang string // the fence's info string
-	text string
+	testutil.CodeBlock
 }
 
 func (b block) String() string {
 	rel, _ := filepath.Rel(repoRoot, b.page)
-	return fmt.Sprintf("%s:%d", rel, b.line)
+	return fmt.Sprintf("%s:%d", rel, b.Line)
 }
 
 // parsePage splits a page into its fenced blocks and its prose (the lines outside them).
 func parsePage(t *testing.T, page string) (blocks []block, prose []string) {
 	t.Helper()
-	b, err := os.ReadFile(page)
+	cbs, prose, err := testutil.ParseMarkdown(page)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cur *block
-	for i, line := range strings.Split(string(b), "\n") {
-		trimmed := strings.TrimSpace(line)
-		switch {
-		case cur == nil && strings.HasPrefix(trimmed, "```"):
-			cur = &block{page: page, line: i + 1, lang: strings.TrimPrefix(trimmed, "```")}
-		case cur != nil && trimmed == "```":
-			blocks = append(blocks, *cur)
-			cur = nil
-		case cur != nil:
-			cur.text += line + "\n"
-		default:
-			prose = append(prose, line)
-		}
-	}
-	if cur != nil {
-		t.Errorf("%s: a code block is never closed", cur)
+	for _, cb := range cbs {
+		blocks = append(blocks, block{page, cb})
 	}
 	return blocks, prose
 }
@@ -84,15 +71,15 @@ func TestDocs(t *testing.T) {
 		ns := newNamespace(t, "docs-examples")
 		objects := 0
 		for _, b := range blocks {
-			if b.lang != "yaml" {
+			if b.Lang != "yaml" {
 				continue
 			}
-			dec := yaml.NewDecoder(strings.NewReader(b.text))
+			dec := yaml.NewDecoder(strings.NewReader(b.Text))
 			for {
 				var doc map[string]any
 				err := dec.Decode(&doc)
 				if err != nil {
-					if err.Error() != "EOF" {
+					if !errors.Is(err, io.EOF) {
 						t.Errorf("%s: not YAML: %v", b, err)
 					}
 					break
@@ -125,10 +112,10 @@ func TestDocs(t *testing.T) {
 		current := putSecretValue(t, secretID, `{"k":"v2"}`)
 		ran := 0
 		for _, b := range blocks {
-			if b.lang != "sh" {
+			if b.Lang != "sh" {
 				continue
 			}
-			for _, line := range strings.Split(b.text, "\n") {
+			for _, line := range strings.Split(b.Text, "\n") {
 				if !strings.HasPrefix(line, "update-aws-secret-ids ") {
 					continue
 				}

@@ -3,11 +3,9 @@ package node
 import (
 	"context"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -109,37 +107,23 @@ func upgradeKeepsEverything(t *testing.T, release, ns, appNS, values, chart stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldPods := map[string]bool{}
-	pods, _ := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
-	for _, pod := range pods.Items {
-		oldPods[pod.Name] = true
+	oldPods := controllerPods(t, ns)
+	synced := 0
+	for k := range before {
+		if strings.HasPrefix(k, "AWSSecret/") {
+			synced++
+		}
 	}
-	if len(before) < 3 || len(oldPods) == 0 {
-		t.Fatalf("before the upgrade: %v, Pods %v: want a Lease, AWSSecrets and Secrets", before, oldPods)
+	if synced == 0 || len(before) != 1+2*synced || len(oldPods) == 0 {
+		t.Fatalf("before the upgrade: %v, Pods %v: want the Lease, and each AWSSecret with its Secret", before, oldPods)
 	}
 
 	helm(t, "upgrade", release, chart, "--namespace", ns, "--values", values,
 		"--set", "workers=8", "--set", "logLevel=2", "--set", "podAnnotations.upgraded=yes", "--wait", "--timeout", "3m")
 	waitReady(t, ns, 2)
-	synced := len(before) / 2 // every AWSSecret has its Secret
-	eventually(t, 2*time.Minute, "a Pod of the upgraded release leading and done with its first pass", func() (bool, string) {
-		l := leader(ns)
-		if l == "" || oldPods[l] {
-			return false, fmt.Sprintf("leader %q", l)
-		}
-		pod, err := kube.CoreV1().Pods(ns).Get(ctx, l, metav1.GetOptions{})
-		if err != nil {
-			return false, err.Error()
-		}
-		if pod.Annotations["upgraded"] != "yes" {
-			return false, fmt.Sprintf("leader %s without the upgraded values", l)
-		}
-		n, err := testenv.ScrapeMetric(ctx, "http://"+net.JoinHostPort(pod.Status.PodIP, "8080")+"/metrics", "aws_secret_controller_syncs_total", nil)
-		if err != nil {
-			return false, err.Error()
-		}
-		return n >= float64(synced), fmt.Sprintf("leader %s: %v syncs of %d AWSSecrets", l, n, synced)
-	})
+	if l := newLeaderSynced(t, ns, oldPods, synced); l.Annotations["upgraded"] != "yes" {
+		t.Errorf("the new leader %s lacks the upgraded values' annotation: %v", l.Name, l.Annotations)
+	}
 	if after := uids(); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("helm upgrade replaced objects:\nbefore %v\nafter  %v", before, after)
 	}

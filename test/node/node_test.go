@@ -58,14 +58,19 @@ func overlay(t *testing.T, variant, namespace string) string {
 // stack needs (the emulator's endpoint, the API server's address), not the image.
 func gettingStartedOverlay(t *testing.T) string {
 	t.Helper()
-	page := readFile(t, filepath.Join(repoRoot, "docs", "getting-started.md"))
-	const head = "```yaml\n# my-overlay/kustomization.yaml\n"
-	i := strings.Index(page, head)
-	if i < 0 {
-		t.Fatalf("docs/getting-started.md has no block starting %q", head)
+	const head, path, docTag = "# my-overlay/kustomization.yaml\n", "../aws-secret-controller/manifests", "newTag: v0.0.0-local"
+	blocks, _, err := testutil.ParseMarkdown(filepath.Join(repoRoot, "docs", "getting-started.md"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	documented := page[i+len(head):]
-	documented = documented[:strings.Index(documented, "```")]
+	i := slices.IndexFunc(blocks, func(b testutil.CodeBlock) bool { return b.Lang == "yaml" && strings.HasPrefix(b.Text, head) })
+	if i < 0 {
+		t.Fatalf("docs/getting-started.md has no yaml block starting %q", head)
+	}
+	documented := blocks[i].Text
+	if !strings.Contains(documented, path) || !strings.Contains(documented, docTag) {
+		t.Fatalf("the documented overlay no longer holds %q and %q, which this test replaces:\n%s", path, docTag, documented)
+	}
 	name, tag, ok := strings.Cut(controllerImage, ":")
 	if !ok || name != testenv.ShippedImage {
 		t.Fatalf("the image archive names %q, want %s:<tag> (make image's default IMAGE)", controllerImage, testenv.ShippedImage)
@@ -81,11 +86,8 @@ func gettingStartedOverlay(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := strings.NewReplacer("../aws-secret-controller/manifests", manifests, "newTag: v0.0.0-local", "newTag: "+strconv.Quote(tag))
-	if r.Replace(documented) == documented || !strings.Contains(r.Replace(documented), tag) {
-		t.Fatalf("the documented overlay no longer has the path and tag this test replaces:\n%s", documented)
-	}
-	writeFile(t, filepath.Join(mine, "kustomization.yaml"), r.Replace(documented))
+	writeFile(t, filepath.Join(mine, "kustomization.yaml"),
+		strings.NewReplacer(path, manifests, docTag, "newTag: "+strconv.Quote(tag)).Replace(documented))
 	if err := env.WriteInstallOverlay(stack, mine, "", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -353,6 +355,44 @@ func TestLeaderFailover(t *testing.T) {
 
 // TestRestartCostsNoAWSCall: new controller Pods find every pinned version already in its Secret
 // and call Secrets Manager zero times, by the emulator's own log.
+// controllerPods returns the names of the controller's Pods in ns.
+func controllerPods(t *testing.T, ns string) map[string]bool {
+	t.Helper()
+	pods, err := kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, pod := range pods.Items {
+		names[pod.Name] = true
+	}
+	return names
+}
+
+// newLeaderSynced waits until a Pod that is not one of old holds the Lease in ns and has done
+// its first pass over n AWSSecrets (by its syncs metric), and returns that Pod.
+func newLeaderSynced(t *testing.T, ns string, old map[string]bool, n int) *corev1.Pod {
+	t.Helper()
+	ctx := context.Background()
+	var pod *corev1.Pod
+	eventually(t, 2*time.Minute, "a new Pod leading and done with its first pass over every AWSSecret", func() (bool, string) {
+		l := leader(ns)
+		if l == "" || old[l] {
+			return false, fmt.Sprintf("leader %q", l)
+		}
+		var err error
+		if pod, err = kube.CoreV1().Pods(ns).Get(ctx, l, metav1.GetOptions{}); err != nil {
+			return false, err.Error()
+		}
+		syncs, err := testenv.ScrapeMetric(ctx, "http://"+net.JoinHostPort(pod.Status.PodIP, "8080")+"/metrics", "aws_secret_controller_syncs_total", nil)
+		if err != nil {
+			return false, err.Error()
+		}
+		return syncs >= float64(n), fmt.Sprintf("leader %s: %v syncs of %d AWSSecrets", l, syncs, n)
+	})
+	return pod
+}
+
 func TestRestartCostsNoAWSCall(t *testing.T) {
 	installed(t)
 	ctx := context.Background()
@@ -364,31 +404,11 @@ func TestRestartCostsNoAWSCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldPods := map[string]bool{}
-	pods, _ := kube.CoreV1().Pods(controllerNamespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
-	for _, pod := range pods.Items {
-		oldPods[pod.Name] = true
-	}
+	oldPods := controllerPods(t, controllerNamespace)
 
 	kubectl(t, "", "rollout", "restart", "-n", controllerNamespace, "deployment/"+controllerName)
 	waitReady(t, controllerNamespace, 2)
-	var podIP string
-	eventually(t, 2*time.Minute, "a new Pod leading and done with its first pass over every AWSSecret", func() (bool, string) {
-		l := leader(controllerNamespace)
-		if l == "" || oldPods[l] {
-			return false, fmt.Sprintf("leader %q", l)
-		}
-		pod, err := kube.CoreV1().Pods(controllerNamespace).Get(ctx, l, metav1.GetOptions{})
-		if err != nil {
-			return false, err.Error()
-		}
-		podIP = pod.Status.PodIP
-		syncs, err := testenv.ScrapeMetric(ctx, "http://"+net.JoinHostPort(podIP, "8080")+"/metrics", "aws_secret_controller_syncs_total", nil)
-		if err != nil {
-			return false, err.Error()
-		}
-		return syncs >= float64(len(all.Items)), fmt.Sprintf("leader %s: %v syncs of %d AWSSecrets", l, syncs, len(all.Items))
-	})
+	podIP := newLeaderSynced(t, controllerNamespace, oldPods, len(all.Items)).Status.PodIP
 	after, err := env.EmulatorRequests("GetSecretValue", "")
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,11 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"strings"
 )
+
+// Cell escapes s for a cell of a generated Markdown table.
+func Cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 
 // File puts content between the lines begin and end of the file at path. With check, it writes
 // nothing and returns an error when the file does not already hold content there; regen names

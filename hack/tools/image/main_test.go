@@ -274,7 +274,7 @@ func TestPauseImage(t *testing.T) {
 	}
 }
 
-// tarEntry returns the file called name in the tarball at path.
+// tarEntry returns the file called name in the tarball at path (gzipped when it ends in .tgz).
 func tarEntry(t *testing.T, path, name string) []byte {
 	t.Helper()
 	f, err := os.Open(path)
@@ -282,7 +282,13 @@ func tarEntry(t *testing.T, path, name string) []byte {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	tr := tar.NewReader(f)
+	var r io.Reader = f
+	if strings.HasSuffix(path, ".tgz") {
+		if r, err = gzip.NewReader(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
 		if err != nil {
@@ -379,38 +385,10 @@ func TestChartPush(t *testing.T) {
 		t.Errorf("chart-digest %q, the registry serves the chart as %s", got, desc.Digest)
 	}
 	// The packaged chart names the release's version and image, for Helm and Artifact Hub.
-	chartYAML := fileInTgz(t, filepath.Join(bin, "charts", "aws-secret-controller-9.8.7.tgz"), "aws-secret-controller/Chart.yaml")
+	chartYAML := string(tarEntry(t, filepath.Join(bin, "charts", "aws-secret-controller-9.8.7.tgz"), "aws-secret-controller/Chart.yaml"))
 	for _, want := range []string{"\nversion: 9.8.7\n", "\nappVersion: v9.8.7\n", "\n      image: ghcr.io/mumoshu/aws-secret-controller:v9.8.7\n"} {
 		if !strings.Contains(chartYAML, want) {
 			t.Errorf("the packaged Chart.yaml lacks %q:\n%s", want, chartYAML)
-		}
-	}
-}
-
-// fileInTgz returns the file name in the gzipped tarball file.
-func fileInTgz(t *testing.T, file, name string) string {
-	t.Helper()
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	gz, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(gz)
-	for {
-		hdr, err := tr.Next()
-		if err != nil {
-			t.Fatalf("%s in %s: %v", name, file, err)
-		}
-		if hdr.Name == name {
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return string(b)
 		}
 	}
 }
