@@ -255,8 +255,9 @@ $(BIN)/promtool: hack/tools/prometheus/go.mod hack/tools/prometheus/go.sum
 alerts-test: tools build $(BIN)/promtool
 	AWS_SECRET_CONTROLLER_BIN_DIR=$(BIN) $(GO) test -race -count=1 -v -run 'TestAlerts|TestMonitoringFilesAgree' ./test/e2e/
 
-$(BIN)/kumo: hack/tools/kumo/go.mod hack/tools/kumo/go.sum
-	cd hack/tools/kumo && $(GO) build -o $@ github.com/sivchari/kumo/cmd/kumo
+# kumo's server with only the services the tests use (hack/tools/kumo/main.go).
+$(BIN)/kumo: hack/tools/kumo/go.mod hack/tools/kumo/go.sum hack/tools/kumo/main.go
+	cd hack/tools/kumo && $(GO) build -o $@ .
 
 clean:
 	rm -rf $(BIN)

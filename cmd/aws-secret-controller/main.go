@@ -38,6 +38,7 @@ import (
 	// FROM scratch, and the controller still verifies TLS to AWS.
 	_ "golang.org/x/crypto/x509roots/fallback"
 
+	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
 	"github.com/mumoshu/aws-secret-controller/pkg/awssm"
 	"github.com/mumoshu/aws-secret-controller/pkg/controller"
 	clientset "github.com/mumoshu/aws-secret-controller/pkg/generated/clientset/versioned"
@@ -234,6 +235,11 @@ func run(ctx context.Context, o options) error {
 	factory := informers.NewSharedInformerFactoryWithOptions(client, o.resyncPeriod,
 		informers.WithNamespace(o.namespace),
 		informers.WithTransform(controller.TransformForCache))
+	// Registered first, so that factory.Mumoshu().V1alpha1().AWSSecrets() is this one: it trims
+	// every AWSSecret as it arrives, before client-go holds a whole initial list.
+	factory.InformerFor(&v1alpha1.AWSSecret{}, func(c clientset.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return controller.NewAWSSecretInformer(c, o.namespace, resync)
+	})
 	// A cluster-wide controller watches Namespaces' metadata for the policy annotations; one
 	// confined by --namespace may not read Namespaces, and uses --allowed-secret-ids alone.
 	var namespaceInformer cache.SharedIndexInformer

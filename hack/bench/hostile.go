@@ -416,6 +416,7 @@ func (b *bench) h1Hostile(ctx context.Context) (scenario, error) {
 	s.AWSCallsMetrics = -1
 	res.Incarnations, res.Restarts, res.PeakRSSKiB = sup.summary()
 	s.Seconds, s.PeakRSSKiB = res.SettleSecs, max(res.PeakRSSKiB, s.RSSKiB)
+	_, s.GoMemLimitMiB = b.controllerEnv(true)
 	s.Notes = fmt.Sprintf("%d hostile AWSSecrets; restarts %d; settled %v; quiet bumps p50 %.0f ms, p99 %.0f ms, max %.0f ms over %d (%d never landed); password leaks %d (fragments %d)",
 		res.Objects, res.Restarts, res.Settled, res.Quiet.P50ms, res.Quiet.P99ms, res.Quiet.MaxMs, res.Quiet.Landed, res.Quiet.Unlanded, res.LeakTotal, res.FragmentHits)
 	drive.Logf("H1: %s; peak RSS %.1f MiB", s.Notes, mib(res.PeakRSSKiB))

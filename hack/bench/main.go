@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/mumoshu/aws-secret-controller/hack/internal/drive"
+	"github.com/mumoshu/aws-secret-controller/internal/capacity"
 	"github.com/mumoshu/aws-secret-controller/pkg/apis/mumoshu/v1alpha1"
 	"github.com/mumoshu/aws-secret-controller/pkg/controller"
 	"github.com/mumoshu/aws-secret-controller/pkg/generated/clientset/versioned"
@@ -47,6 +48,7 @@ type config struct {
 	workers         int
 	controllerArgs  string
 	controllerEnv   string
+	goMemLimit      string
 	scenarios       string
 	markdown        string
 	jsonPath        string
@@ -85,6 +87,7 @@ func main() {
 	flag.IntVar(&c.workers, "workers", 16, "Controller workers, and the plain loop's concurrency.")
 	flag.StringVar(&c.controllerArgs, "controller-args", "", "Extra controller flags, space separated.")
 	flag.StringVar(&c.controllerEnv, "controller-env", "", "Extra controller environment (NAME=value), space separated, e.g. GOGC=50.")
+	flag.StringVar(&c.goMemLimit, "gomemlimit", "formula", "The controllers' GOMEMLIMIT: \"formula\" sets internal/capacity's, as the capacity table sizes a Deployment (the S scenarios' for --objects and the --version-cache-bytes in --controller-args; N1's and H1's the shipped Deployment's, whose limit they emulate); \"off\" sets none; a value in MiB (e.g. 300MiB) is set for all. A GOMEMLIMIT in --controller-env wins.")
 	flag.StringVar(&c.scenarios, "scenarios", "S1,S2,S3,S4,S5", "Scenarios to run: S1-S5 share one setup (--objects AWSSecrets) and S1 runs first when any of them is named; N1 (noisy neighbour) and H1 (hostile tenant) then run in the order given, each on its own fresh objects and controller, e.g. --scenarios N1,H1.")
 	flag.StringVar(&c.markdown, "out", "docs/benchmarks.md", "Markdown report.")
 	flag.StringVar(&c.jsonPath, "json", "docs/benchmarks.json", "JSON report with every figure.")
@@ -98,7 +101,7 @@ func main() {
 	flag.DurationVar(&c.hostileTimeout, "hostile-timeout", 3*time.Minute, "H1: how long the hostile AWSSecrets get to settle (and the quiet namespace keeps bumping) before the run moves on.")
 	flag.IntVar(&c.hostileCopies, "hostile-copies", 5, "H1: AWSSecrets of each hostile kind.")
 	flag.StringVar(&c.hostileKinds, "hostile-kinds", "", "H1: only these kinds, comma separated (doubling, quote24, printf-d, printf-s, big64, deep64, leak-b64, leak-upper, leak-index), to tell which one costs what. Empty means all.")
-	flag.IntVar(&c.memoryLimitMiB, "memory-limit-mib", 256, "N1, H1: the emulated container memory limit: the controller is killed (SIGKILL, counted as OOMKilled) when its RSS passes it, and restarted with kubelet's backoff. 256 is the Deployment's limits.memory. An address-space limit (RLIMIT_AS) of 4 times as much (at least 2 GiB) above what it has after 1 s backs it up. 0 turns both off: nothing then keeps a runaway controller from the machine's memory.")
+	flag.IntVar(&c.memoryLimitMiB, "memory-limit-mib", int(capacity.For(capacity.DefaultObjects).LimitMiB), "N1, H1: the emulated container memory limit: the controller is killed (SIGKILL, counted as OOMKilled) when its RSS passes it, and restarted with kubelet's backoff. The default is the Deployment's limits.memory. An address-space limit (RLIMIT_AS) of 4 times as much (at least 2 GiB) above what it has after 1 s backs it up. 0 turns both off: nothing then keeps a runaway controller from the machine's memory.")
 	flag.DurationVar(&c.restartBackoff, "restart-backoff", 10*time.Second, "N1, H1: the first restart delay after an unplanned exit; it doubles, to at most 5 minutes, like kubelet's CrashLoopBackOff.")
 	flag.StringVar(&c.keepLogs, "keep-logs", "", "A folder for the controllers' logs (the stack's folder is removed at the end): the S scenarios' controllers write theirs there, N1 and H1 copy theirs.")
 	flag.IntVar(&c.valueSize, "value-size", defaultValueSize, "Bytes of the password value in every Secrets Manager version the S scenarios create (the K versions and S4's new ones): random (crypto/rand), base64url, in {\"username\":...,\"password\":...}.")
@@ -116,6 +119,10 @@ func main() {
 		return
 	}
 	if err := checkValueFlags(c.valueSize, c.valueMix); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	if _, err := parseGoMemLimit(c.goMemLimit); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
 	}
@@ -175,6 +182,8 @@ type scenario struct {
 	RSSKiB          int64              `json:"rssKiB"`
 	PeakRSSKiB      int64              `json:"peakRssKiB"`
 	HeapInuseMiB    float64            `json:"heapInuseMiB"`
+	// GoMemLimitMiB is the GOMEMLIMIT the scenario's controller ran with (0: none).
+	GoMemLimitMiB int64 `json:"goMemLimitMiB,omitempty"`
 	// The S scenarios' memory per AWSSecret: the bytes of the Secret data values (username and
 	// password) of the versions the AWSSecrets pin, averaged over them, and the RSS and heap in
 	// use at the scenario's end divided by their number (no idle baseline is subtracted).
@@ -218,7 +227,7 @@ func run(ctx context.Context, c config) error {
 		Date:       time.Now().UTC().Format(time.RFC3339),
 		Command:    drive.Command("bench", "BENCHFLAGS"),
 		Machine:    machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, MemTotal: drive.MemTotal()},
-		Parameters: map[string]any{"objects": c.objects, "namespaces": c.namespaces, "versions": c.versions, "steady": c.steady.String(), "rolloutFraction": c.rolloutFraction, "unrelated": c.unrelated, "unrelatedSize": c.unrelatedSize, "qps": c.qps, "burst": c.burst, "workers": c.workers, "controllerArgs": c.controllerArgs, "controllerEnv": c.controllerEnv, "scenarios": c.scenarios, "etcdFsync": c.etcdFsync, "convergeTimeout": c.convergeTimeout.String(), "createWorkers": c.createWorkers, "baseline": c.baseline},
+		Parameters: map[string]any{"objects": c.objects, "namespaces": c.namespaces, "versions": c.versions, "steady": c.steady.String(), "rolloutFraction": c.rolloutFraction, "unrelated": c.unrelated, "unrelatedSize": c.unrelatedSize, "qps": c.qps, "burst": c.burst, "workers": c.workers, "controllerArgs": c.controllerArgs, "controllerEnv": c.controllerEnv, "goMemLimit": c.goMemLimit, "scenarios": c.scenarios, "etcdFsync": c.etcdFsync, "convergeTimeout": c.convergeTimeout.String(), "createWorkers": c.createWorkers, "baseline": c.baseline},
 		Setup:      map[string]string{},
 		LoadBefore: drive.LoadAverage(),
 	}
@@ -441,8 +450,9 @@ func (b *bench) startController(ctx context.Context) error {
 		}
 		logPath = filepath.Join(b.cfg.keepLogs, name+".log")
 	}
+	env, _ := b.controllerEnv(false)
 	ctrl, err := b.env.StartController(ctx, testenv.ControllerOptions{
-		Name: name, Binary: b.controllerBinary(), Args: args, Env: strings.Fields(b.cfg.controllerEnv), ReadyTimeout: max(5*time.Minute, b.cfg.convergeTimeout),
+		Name: name, Binary: b.controllerBinary(), Args: args, Env: env, ReadyTimeout: max(5*time.Minute, b.cfg.convergeTimeout),
 		LogPath: logPath,
 	})
 	if err != nil {
@@ -534,6 +544,7 @@ func (b *bench) fill(ctx context.Context, s *scenario, before counters, ctrlCall
 	if s.RSSKiB, s.PeakRSSKiB, err = b.ctrl.MemoryKiB(); err != nil {
 		return err
 	}
+	_, s.GoMemLimitMiB = b.controllerEnv(false)
 	heap, err := b.ctrl.Metric("go_memstats_heap_inuse_bytes", nil)
 	if err != nil {
 		return err

@@ -500,6 +500,7 @@ func (b *bench) n1Noisy(ctx context.Context) (scenario, error) {
 	}
 	res.Incarnations, res.Restarts, res.PeakRSSKiB = sup.summary()
 	s.PeakRSSKiB = max(res.PeakRSSKiB, s.RSSKiB) // the last sample may predate the RSS read
+	_, s.GoMemLimitMiB = b.controllerEnv(true)
 	s.Notes = fmt.Sprintf("%d AWSSecrets created at once in one namespace; the quiet namespace's bumps: p50 %.0f ms, p99 %.0f ms, max %.0f ms over %d", res.Objects, res.Quiet.P50ms, res.Quiet.P99ms, res.Quiet.MaxMs, res.Quiet.Landed)
 	drive.Logf("N1: quiet tenant %d bumps, p50 %.0f ms, p99 %.0f ms, max %.0f ms, %d unlanded; restarts %d; peak RSS %.1f MiB",
 		res.Quiet.Bumps, res.Quiet.P50ms, res.Quiet.P99ms, res.Quiet.MaxMs, res.Quiet.Unlanded, res.Restarts, mib(res.PeakRSSKiB))

@@ -73,11 +73,12 @@ func (s *supervisor) launch(ctx context.Context) error {
 	s.mu.Lock()
 	n := len(s.incarnations) + 1
 	s.mu.Unlock()
+	env, _ := s.b.controllerEnv(true)
 	c, err := s.b.env.StartController(ctx, testenv.ControllerOptions{
 		Name:   fmt.Sprintf("%s-controller-%d", s.name, n),
 		Binary: s.b.controllerBinary(),
 		Args:   strings.Fields(s.b.cfg.controllerArgs),
-		Env:    strings.Fields(s.b.cfg.controllerEnv),
+		Env:    env,
 		NoWait: true,
 	})
 	if err != nil {

@@ -31,15 +31,15 @@ var mutants = []mutant{
 		pkg:   "./pkg/controller", test: "TestTheCacheHoldsNoValue",
 	},
 	{
-		name:  "the Secret informer's watch keeps the data until the transform",
+		name:  "the informers' watch keeps the data until the transform",
 		file:  "pkg/controller/cache.go",
-		edits: []edit{{"\t\t\t\t\t\tDropSecretData(secret)\n", "\t\t\t\t\t\t_ = secret\n"}},
+		edits: []edit{{"\t\t\t\t\t_, _ = TransformForCache(e.Object) // cannot fail\n", "\t\t\t\t\t_ = e.Object\n"}},
 		pkg:   "./pkg/controller", test: "TestTheCacheHoldsNoValue",
 	},
 	{
-		name:  "the Secret informer's list keeps the data until the transform",
+		name:  "the informers' list keeps the data until the transform",
 		file:  "pkg/controller/cache.go",
-		edits: []edit{{"\t\t\tfor i := range list.Items {", "\t\t\tfor i := range list.Items[:0] {"}},
+		edits: []edit{{"\t\t\t\t_, err := TransformForCache(obj)\n\t\t\t\treturn err\n", "\t\t\t\treturn nil\n"}},
 		pkg:   "./pkg/controller", test: "TestTheCacheHoldsNoValue",
 	},
 	{

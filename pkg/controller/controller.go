@@ -97,7 +97,9 @@ type Options struct {
 	KubeClient kubernetes.Interface
 	// AWSSecretClient writes AWSSecret status.
 	AWSSecretClient clientset.Interface
-	// AWSSecretInformer watches AWSSecrets.
+	// AWSSecretInformer watches AWSSecrets. Register NewAWSSecretInformer with its factory
+	// (InformerFor), built WithTransform(TransformForCache), so that AWSSecrets are trimmed as
+	// they arrive.
 	AWSSecretInformer informers.AWSSecretInformer
 	// SecretInformer watches Secrets. Register NewSecretInformer with its factory (InformerFor),
 	// built WithTransform(TransformForCache): it caches only the controller's Secrets, with their

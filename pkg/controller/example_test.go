@@ -58,7 +58,12 @@ func Example() {
 	kubeFactory.InformerFor(&corev1.Secret{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
 		return controller.NewSecretInformer(c, "", resync)
 	})
-	factory := informers.NewSharedInformerFactory(client, 10*time.Hour)
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 10*time.Hour,
+		informers.WithTransform(controller.TransformForCache))
+	// AWSSecrets trimmed as they arrive: no initial list held whole with its managedFields.
+	factory.InformerFor(&v1alpha1.AWSSecret{}, func(c versioned.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return controller.NewAWSSecretInformer(c, "", resync)
+	})
 
 	c, err := controller.NewController(ctx, controller.Options{
 		KubeClient:        kubeClient,

@@ -50,7 +50,9 @@ func TestHostileAndNoisyNeighbours(t *testing.T) {
 	// A slow client makes the noisy namespace's backlog last, so that the quiet bump has a
 	// queue to overtake; few workers keep the syncs already in flight when it arrives (which
 	// no queue order can overtake) few beside that backlog.
-	p := startController(t, "controller", env.Kubeconfig, nil, "--kube-api-qps", "40", "--kube-api-burst", "40", "--workers", "4")
+	// It runs with the shipped Deployment's GOMEMLIMIT (internal/capacity), as it would in a cluster.
+	shipped := capacity.For(capacity.DefaultObjects)
+	p := startController(t, "controller", env.Kubeconfig, []string{fmt.Sprintf("GOMEMLIMIT=%dMiB", shipped.GoMemLimitMiB)}, "--kube-api-qps", "40", "--kube-api-burst", "40", "--workers", "4")
 
 	quote24 := "{{ .password" + strings.Repeat(" | quote", 24) + " }}"
 	bombs := map[string]struct {
@@ -152,9 +154,13 @@ func TestHostileAndNoisyNeighbours(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The shipped Deployment's memory limit (internal/capacity) holds the flood and the bombs.
-	if limit := capacity.For(capacity.DefaultObjects).LimitMiB; peak > limit<<10 {
+	// The shipped Deployment's memory limit (internal/capacity) holds the flood and the bombs, and
+	// so does the peak the formula expects of its GOMEMLIMIT.
+	if limit := shipped.LimitMiB; peak > limit<<10 {
 		t.Errorf("the controller's peak RSS was %d MiB, past the shipped %dMi limit", peak>>10, limit)
+	}
+	if bound := capacity.PeakWithGoMemLimit(float64(shipped.GoMemLimitMiB)); float64(peak)/1024 > bound {
+		t.Errorf("the controller's peak RSS was %d MiB, past the %.1f MiB internal/capacity expects with GOMEMLIMIT=%dMiB", peak>>10, bound, shipped.GoMemLimitMiB)
 	}
 	t.Logf("peak RSS %d MiB", peak>>10)
 

@@ -1,8 +1,0 @@
-//go:build tools
-
-// Package tools records the commands this module builds, so `go mod tidy` keeps them.
-package tools
-
-import (
-	_ "github.com/sivchari/kumo/cmd/kumo"
-)
