@@ -13,10 +13,7 @@ import (
 // capacity table has an operator deploy it, so that the memory they report is what a Deployment
 // sized by internal/capacity would reach.
 
-var (
-	cacheBytesFlag = regexp.MustCompile(`--version-cache-bytes[= ](-?[0-9]+)`)
-	mibValue       = regexp.MustCompile(`^([0-9]+)MiB$`)
-)
+var mibValue = regexp.MustCompile(`^([0-9]+)MiB$`)
 
 // parseGoMemLimit checks --gomemlimit: "formula", "off" or a value in MiB, which it returns.
 func parseGoMemLimit(v string) (int64, error) {
@@ -49,11 +46,7 @@ func (b *bench) controllerEnv(shipped bool) ([]string, int64) {
 		if shipped {
 			limit = capacity.For(capacity.DefaultObjects).GoMemLimitMiB
 		} else {
-			var cache int64
-			if m := cacheBytesFlag.FindStringSubmatch(b.cfg.controllerArgs); m != nil {
-				cache, _ = strconv.ParseInt(m[1], 10, 64)
-			}
-			limit = capacity.ResourcesFor(b.cfg.objects, cache).GoMemLimitMiB
+			limit = capacity.ResourcesFor(b.cfg.objects, capacity.CacheBytesInArgs(b.cfg.controllerArgs)).GoMemLimitMiB
 		}
 	default:
 		limit, _ = parseGoMemLimit(b.cfg.goMemLimit)

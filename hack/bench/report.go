@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/mumoshu/aws-secret-controller/internal/capacity"
@@ -193,11 +192,7 @@ func goMemLimitText(r report) string {
 // cacheBytesOf is the --version-cache-bytes the run's controllers had (0: the default).
 func cacheBytesOf(r report) int64 {
 	args, _ := r.Parameters["controllerArgs"].(string)
-	if m := cacheBytesFlag.FindStringSubmatch(args); m != nil {
-		n, _ := strconv.ParseInt(m[1], 10, 64)
-		return n
-	}
-	return 0
+	return capacity.CacheBytesInArgs(args)
 }
 
 // objectsOf is the run's number of AWSSecrets (the S scenarios'), or 0.

@@ -5,7 +5,11 @@
 // benchmark run committed under docs/ must stay within it.
 package capacity
 
-import "math"
+import (
+	"math"
+	"regexp"
+	"strconv"
+)
 
 // The formula's terms, fitted to what `make bench` measured; see docs/memory.md for the runs
 // and the fit.
@@ -100,6 +104,18 @@ func Objects(limitMiB int64) int {
 		return 0
 	}
 	return int(n)
+}
+
+var cacheBytesFlag = regexp.MustCompile(`--version-cache-bytes[= ](-?[0-9]+)`)
+
+// CacheBytesInArgs is the --version-cache-bytes in a controller's flags, space separated, as
+// GoMemLimitMiB takes it (0, the default, when they have none).
+func CacheBytesInArgs(args string) int64 {
+	if m := cacheBytesFlag.FindStringSubmatch(args); m != nil {
+		n, _ := strconv.ParseInt(m[1], 10, 64)
+		return n
+	}
+	return 0
 }
 
 func roundUp(mib float64, step int64) int64 {

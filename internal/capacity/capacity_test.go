@@ -31,8 +31,6 @@ type run struct {
 	} `json:"hostileTenant"`
 }
 
-var cacheFlag = regexp.MustCompile(`--version-cache-bytes[= ](-?[0-9]+)`)
-
 // GCRoom is the share of GOMEMLIMIT the formula leaves above every live heap measured: room for
 // the garbage between two collections, so that the GC does not run without pause near the limit.
 const GCRoom = 0.10
@@ -57,10 +55,7 @@ func TestEveryBenchmarkIsWithinTheFormula(t *testing.T) {
 		if err := json.Unmarshal(b, &r); err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
-		var cache int64
-		if m := cacheFlag.FindStringSubmatch(r.Parameters.ControllerArgs); m != nil {
-			cache, _ = strconv.ParseInt(m[1], 10, 64)
-		}
+		cache := CacheBytesInArgs(r.Parameters.ControllerArgs)
 		for _, s := range r.Scenarios {
 			objects := r.Parameters.Objects
 			switch {
