@@ -173,15 +173,18 @@ type baseline struct {
 }
 
 type scenario struct {
-	Name            string             `json:"name"`
-	Seconds         float64            `json:"seconds"`
-	AWSCallsMetrics int                `json:"awsCallsByMetrics"`
-	AWSCallsKumo    int                `json:"awsCallsByEmulatorLog"`
-	WantAWSCalls    int                `json:"wantAWSCalls"`
-	Writes          map[string]float64 `json:"controllerWrites"`
-	RSSKiB          int64              `json:"rssKiB"`
-	PeakRSSKiB      int64              `json:"peakRssKiB"`
-	HeapInuseMiB    float64            `json:"heapInuseMiB"`
+	Name            string  `json:"name"`
+	Seconds         float64 `json:"seconds"`
+	AWSCallsMetrics int     `json:"awsCallsByMetrics"`
+	AWSCallsKumo    int     `json:"awsCallsByEmulatorLog"`
+	// AWSAttempts are the controller's HTTP attempts (aws_api_attempts_total): its calls plus
+	// the SDK's retries. The emulator should have seen exactly these.
+	AWSAttempts  int                `json:"awsAttemptsByMetrics,omitempty"`
+	WantAWSCalls int                `json:"wantAWSCalls"`
+	Writes       map[string]float64 `json:"controllerWrites"`
+	RSSKiB       int64              `json:"rssKiB"`
+	PeakRSSKiB   int64              `json:"peakRssKiB"`
+	HeapInuseMiB float64            `json:"heapInuseMiB"`
 	// GoMemLimitMiB is the GOMEMLIMIT the scenario's controller ran with (0: none).
 	GoMemLimitMiB int64 `json:"goMemLimitMiB,omitempty"`
 	// The S scenarios' memory per AWSSecret: the bytes of the Secret data values (username and
@@ -464,8 +467,8 @@ func (b *bench) startController(ctx context.Context) error {
 
 // counters are the figures a scenario reports as differences.
 type counters struct {
-	awsCalls, kumoCalls int
-	writes              map[string]float64
+	awsCalls, awsAttempts, kumoCalls int
+	writes                           map[string]float64
 }
 
 func (b *bench) counters(ctx context.Context) (counters, error) {
@@ -476,6 +479,10 @@ func (b *bench) counters(ctx context.Context) (counters, error) {
 			return c, err
 		}
 		c.awsCalls = int(v)
+		if v, err = b.ctrl.Metric("aws_secret_controller_aws_api_attempts_total", map[string]string{"operation": "GetSecretValue"}); err != nil {
+			return c, err
+		}
+		c.awsAttempts = int(v)
 	}
 	n, err := b.env.EmulatorRequests("GetSecretValue", "app/aws-secret-controller")
 	if err != nil {
@@ -527,13 +534,16 @@ func (b *bench) settledCounters(ctx context.Context) (counters, error) {
 }
 
 // fill completes a scenario with the differences since before, and the controller's memory.
-func (b *bench) fill(ctx context.Context, s *scenario, before counters, ctrlCallsBefore int) error {
+// ctrlBefore are the controller's counters at the start (zero for a controller started in the
+// scenario).
+func (b *bench) fill(ctx context.Context, s *scenario, before, ctrlBefore counters) error {
 	// Events are posted asynchronously: let the counts settle before reading them.
 	after, err := b.settledCounters(ctx)
 	if err != nil {
 		return err
 	}
-	s.AWSCallsMetrics = after.awsCalls - ctrlCallsBefore
+	s.AWSCallsMetrics = after.awsCalls - ctrlBefore.awsCalls
+	s.AWSAttempts = after.awsAttempts - ctrlBefore.awsAttempts
 	s.AWSCallsKumo = after.kumoCalls - before.kumoCalls
 	s.Writes = map[string]float64{}
 	for k, v := range after.writes {
@@ -640,7 +650,7 @@ func (b *bench) startAndConverge(ctx context.Context, s *scenario, result string
 	if err := b.allReady(ctx); err != nil {
 		return err
 	}
-	return b.fill(ctx, s, before, 0)
+	return b.fill(ctx, s, before, counters{})
 }
 
 func (b *bench) s2SteadyState(ctx context.Context) (scenario, error) {
@@ -655,7 +665,7 @@ func (b *bench) s2SteadyState(ctx context.Context) (scenario, error) {
 		return s, ctx.Err()
 	case <-time.After(b.cfg.steady):
 	}
-	return s, b.fill(ctx, &s, before, before.awsCalls)
+	return s, b.fill(ctx, &s, before, before)
 }
 
 func (b *bench) s3Restart(ctx context.Context) (scenario, error) {
@@ -717,7 +727,7 @@ func (b *bench) s4Rollout(ctx context.Context) (scenario, error) {
 	if err := b.allReady(ctx); err != nil {
 		return s, err
 	}
-	return s, b.fill(ctx, &s, before, before.awsCalls)
+	return s, b.fill(ctx, &s, before, before)
 }
 
 func (b *bench) s5Unrelated(ctx context.Context) (scenario, error) {
