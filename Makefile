@@ -35,7 +35,11 @@ build: $(BIN)/aws-secret-controller $(BIN)/update-aws-secret-ids
 
 # Always handed to go build, which knows best whether anything changed. Static and -trimpath,
 # as the image and the bump tool's release binaries are built, so that those builds reuse every
-# package compiled here (a cold `make test` compiles the dependencies once, not twice).
+# package compiled here (a cold `make test` compiles the dependencies once, not twice). The tools
+# under hack/tools are built the same way: a package compiled with the same flags, at the same
+# version, against the same dependencies is compiled once for all of them. For that, the kube
+# module requires the versions of the modules it shares with this one, and the helm module those
+# it shares with the prometheus module (hack/tools/modules_test.go keeps them so).
 STATIC_BUILD := CGO_ENABLED=0 $(GO) build -trimpath
 .PHONY: $(BIN)/aws-secret-controller $(BIN)/update-aws-secret-ids
 $(BIN)/aws-secret-controller:
@@ -114,10 +118,9 @@ vet:
 # All tests: generated code current, vet clean, unit tests, the e2e suite on a real
 # kube-apiserver, etcd and Secrets Manager emulator, and the node suite (the image, installed
 # with the shipped manifests, as Pods on a real kubelet and containerd), all with the race
-# detector (the fuzz targets' seed corpora included); the image tool's tests.
-# promtool is not among them: its cold build (about 4 minutes) does not fit the 45-minute budget
-# of a cold run; `make alerts-test` builds it, and `make test` runs TestAlerts when it is there.
-test: verify vet lint-workflows kube-score node-tools build sbom pause-image testapp-image
+# detector (the fuzz targets' seed corpora included); the alerts, evaluated by promtool; the image
+# tool's tests.
+test: verify vet lint-workflows kube-score node-tools build sbom pause-image testapp-image $(BIN)/promtool
 	$(MAKE) image IMAGE_PLATFORMS=linux/$$($(GO) env GOARCH)
 	AWS_SECRET_CONTROLLER_BIN_DIR=$(BIN) $(GO) test -race -count=1 -timeout 30m $(TESTFLAGS) ./...
 	$(MAKE) image-test
@@ -154,16 +157,16 @@ node-packages:
 	fi
 
 $(BIN)/kubelet $(BIN)/kube-controller-manager $(BIN)/kube-scheduler: hack/tools/kube/go.mod hack/tools/kube/go.sum
-	cd hack/tools/kube && $(GO) build -o $@ -ldflags "$(KUBE_LDFLAGS)" k8s.io/kubernetes/cmd/$(notdir $@)
+	cd hack/tools/kube && $(STATIC_BUILD) -o $@ -ldflags "$(KUBE_LDFLAGS)" k8s.io/kubernetes/cmd/$(notdir $@)
 
 $(BIN)/kube-apiserver: hack/tools/kube/go.mod hack/tools/kube/go.sum
-	cd hack/tools/kube && $(GO) build -o $@ -ldflags "$(KUBE_LDFLAGS)" k8s.io/kubernetes/cmd/kube-apiserver
+	cd hack/tools/kube && $(STATIC_BUILD) -o $@ -ldflags "$(KUBE_LDFLAGS)" k8s.io/kubernetes/cmd/kube-apiserver
 
 $(BIN)/kubectl: hack/tools/kube/go.mod hack/tools/kube/go.sum
-	cd hack/tools/kube && $(GO) build -o $@ -ldflags "$(KUBE_LDFLAGS)" k8s.io/kubernetes/cmd/kubectl
+	cd hack/tools/kube && $(STATIC_BUILD) -o $@ -ldflags "$(KUBE_LDFLAGS)" k8s.io/kubernetes/cmd/kubectl
 
 $(BIN)/etcd: hack/tools/kube/go.mod hack/tools/kube/go.sum hack/tools/kube/etcd/main.go
-	cd hack/tools/kube && $(GO) build -o $@ ./etcd
+	cd hack/tools/kube && $(STATIC_BUILD) -o $@ ./etcd
 
 # The Helm chart, packaged with the release's version (tag vX.Y.Z: chart X.Y.Z, appVersion vX.Y.Z,
 # so its default image is the release's, as is the image Artifact Hub lists) and pushed to $(CHART_REPO). Log in first with
@@ -185,7 +188,7 @@ chart-push: $(BIN)/helm
 # kubeVersion refuses.
 HELM_LDFLAGS := $(foreach p,chartutil lint/rules,-X helm.sh/helm/v3/pkg/$(p).k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/$(p).k8sVersionMinor=37)
 $(BIN)/helm: hack/tools/helm/go.mod hack/tools/helm/go.sum Makefile
-	cd hack/tools/helm && $(GO) build -ldflags "$(HELM_LDFLAGS)" -o $@ helm.sh/helm/v3/cmd/helm
+	cd hack/tools/helm && $(STATIC_BUILD) -ldflags "$(HELM_LDFLAGS)" -o $@ helm.sh/helm/v3/cmd/helm
 
 # actionlint checks .github/workflows (about 20 s to build cold); test/workflows checks the
 # supply-chain rules it does not (actions pinned by commit, no expression inside a script).
@@ -246,12 +249,12 @@ sbom: $(BIN)/cyclonedx-gomod build
 	$(BIN)/cyclonedx-gomod bin -json -version $(VERSION) -output $(BIN)/sbom/update-aws-secret-ids.cdx.json $(BIN)/update-aws-secret-ids
 
 # promtool evaluates the alerts (test/e2e TestAlerts), without Prometheus's service discovery
-# plugins, which rule tests do not use. Built by `make alerts-test` only (see `test`).
+# plugins, which rule tests do not use. It shares Kubernetes' client modules with Helm (see
+# STATIC_BUILD).
 $(BIN)/promtool: hack/tools/prometheus/go.mod hack/tools/prometheus/go.sum
-	cd hack/tools/prometheus && $(GO) build -tags remove_all_sd -o $@ github.com/prometheus/prometheus/cmd/promtool
+	cd hack/tools/prometheus && $(STATIC_BUILD) -tags remove_all_sd -o $@ github.com/prometheus/prometheus/cmd/promtool
 
-# The alerts evaluated by promtool against the real controller's series (TestAlerts skips
-# without bin/promtool).
+# Only the alerts, evaluated by promtool against the real controller's series.
 alerts-test: tools build $(BIN)/promtool
 	AWS_SECRET_CONTROLLER_BIN_DIR=$(BIN) $(GO) test -race -count=1 -v -run 'TestAlerts|TestMonitoringFilesAgree' ./test/e2e/
 

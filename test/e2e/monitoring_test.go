@@ -279,7 +279,7 @@ func renderAnnotation(s string, f firing) string {
 // the scraped output.
 func TestAlerts(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(env.BinDir, "promtool")); err != nil {
-		t.Skipf("no promtool in %s: `make alerts-test` builds it and runs this test (a cold `make test` has no time to build it)", env.BinDir)
+		t.Fatalf("no promtool in %s: `make test` and `make alerts-test` build it (%v)", env.BinDir, err)
 	}
 	rules := readAlerts(t)
 	ns := newNamespace(t, "alerts")
