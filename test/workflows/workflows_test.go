@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -138,5 +140,67 @@ func TestReleaseSignsWhatItShips(t *testing.T) {
 	}
 	if find(0, func(s step) bool { return strings.HasPrefix(s.Uses, "sigstore/cosign-installer@") }) < 0 {
 		t.Error("cosign is never installed")
+	}
+}
+
+// TestWorkflowsSetUpTheNewestGo: a job that builds the project's modules sets up Go from the
+// go.mod whose `go` line is the newest of them all (the controller's and every tool's under
+// hack/tools), so that none of them needs a toolchain the runner does not have.
+func TestWorkflowsSetUpTheNewestGo(t *testing.T) {
+	mods, _ := filepath.Glob("../../hack/tools/*/go.mod")
+	mods = append(mods, "../../go.mod")
+	goLine := regexp.MustCompile(`(?m)^go (\d+)\.(\d+)(?:\.(\d+))?$`)
+	version := func(f string) [3]int {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := goLine.FindSubmatch(b)
+		if m == nil {
+			t.Fatalf("%s has no go line", f)
+		}
+		var v [3]int
+		for i := range v {
+			v[i], _ = strconv.Atoi(string(m[i+1]))
+		}
+		return v
+	}
+	var newest [3]int
+	for _, f := range mods {
+		if v := version(f); slices.Compare(v[:], newest[:]) > 0 {
+			newest = v
+		}
+	}
+	files, _ := filepath.Glob("../../.github/workflows/*.yml")
+	found := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w workflow
+		if err := yaml.Unmarshal(b, &w); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for name, j := range w.Jobs {
+			for _, s := range j.Steps {
+				if !strings.HasPrefix(s.Uses, "actions/setup-go@") {
+					continue
+				}
+				found++
+				file := s.With["go-version-file"]
+				if file == "" {
+					t.Errorf("%s: job %s sets up Go without go-version-file", f, name)
+					continue
+				}
+				if v := version(filepath.Join("../..", file)); v != newest {
+					t.Errorf("%s: job %s sets up Go %d.%d.%d from %s; the newest go line of the project's modules is %d.%d.%d",
+						f, name, v[0], v[1], v[2], file, newest[0], newest[1], newest[2])
+				}
+			}
+		}
+	}
+	if found == 0 {
+		t.Fatal("no workflow sets up Go")
 	}
 }
