@@ -32,6 +32,20 @@ type workflow struct {
 	} `yaml:"runs"`
 }
 
+// readWorkflow reads and parses a workflow or an action's action.yml; it returns its bytes too.
+func readWorkflow(t *testing.T, f string) (workflow, []byte) {
+	t.Helper()
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w workflow
+	if err := yaml.Unmarshal(b, &w); err != nil {
+		t.Fatalf("%s: %v", f, err)
+	}
+	return w, b
+}
+
 var pinned = regexp.MustCompile(`^[\w.-]+/[\w./-]+@[0-9a-f]{40}$`)
 
 func TestWorkflowsFollowTheSupplyChainRules(t *testing.T) {
@@ -41,14 +55,7 @@ func TestWorkflowsFollowTheSupplyChainRules(t *testing.T) {
 		t.Fatalf("workflows %v, actions %v: want some of each", files, actions)
 	}
 	for _, f := range append(files, actions...) {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var w workflow
-		if err := yaml.Unmarshal(b, &w); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
+		w, b := readWorkflow(t, f)
 		steps := w.Runs.Steps
 		if strings.Contains(f, "workflows") {
 			if p, ok := w.Permissions.(map[string]any); !ok || len(p) != 0 {
@@ -82,14 +89,7 @@ func TestWorkflowsFollowTheSupplyChainRules(t *testing.T) {
 // `make chart-push` writing the digests they sign are tested in hack/tools/image, `make sbom` by
 // TestSBOMListsTheBinarysModules.
 func TestReleaseSignsWhatItShips(t *testing.T) {
-	b, err := os.ReadFile("../../.github/workflows/release.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var w workflow
-	if err := yaml.Unmarshal(b, &w); err != nil {
-		t.Fatal(err)
-	}
+	w, _ := readWorkflow(t, "../../.github/workflows/release.yml")
 	job, ok := w.Jobs["release"]
 	if !ok {
 		t.Fatal("no release job")
@@ -174,14 +174,7 @@ func TestWorkflowsSetUpTheNewestGo(t *testing.T) {
 	files, _ := filepath.Glob("../../.github/workflows/*.yml")
 	found := 0
 	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var w workflow
-		if err := yaml.Unmarshal(b, &w); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
+		w, _ := readWorkflow(t, f)
 		for name, j := range w.Jobs {
 			for _, s := range j.Steps {
 				if !strings.HasPrefix(s.Uses, "actions/setup-go@") {
