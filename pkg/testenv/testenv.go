@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -534,26 +533,6 @@ func get(ctx context.Context, client *http.Client, url, token string) ([]byte, i
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 256<<20)) // kube-apiserver /metrics runs to megabytes
 	return body, resp.StatusCode
-}
-
-// freeAddr returns a loopback address nothing listens on now, or "".
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return ""
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// freePort returns a loopback port nothing listens on now, or 0.
-func freePort() int {
-	_, port, err := net.SplitHostPort(freeAddr())
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(port)
-	return n
 }
 
 func randomToken() string {
