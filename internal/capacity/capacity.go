@@ -97,9 +97,11 @@ func ResourcesFor(objects int, cacheBytes int64) Resources {
 }
 
 // Objects is how many AWSSecrets a memory limit of limitMiB serves with the default version
-// cache (and GOMEMLIMIT as For sets it for that many).
+// cache (and GOMEMLIMIT as For sets it for that many): the most whose peak, with Headroom, fits
+// under it. PeakMiB is linear in the objects; each adds its difference at one object.
 func Objects(limitMiB int64) int {
-	n := (float64(limitMiB)/Headroom - PeakMiB(0, 0)) * 1024 / PerObjectKiB
+	perObject := PeakMiB(1, 0) - PeakMiB(0, 0)
+	n := (float64(limitMiB)/Headroom - PeakMiB(0, 0)) / perObject
 	if n < 0 {
 		return 0
 	}

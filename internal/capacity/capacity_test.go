@@ -104,6 +104,10 @@ func TestFor(t *testing.T) {
 		if got := Objects(r.LimitMiB); got < n {
 			t.Errorf("Objects(%d) = %d, want at least %d", r.LimitMiB, got, n)
 		}
+		// And no more than the limit serves: the objects Objects names need no larger limit.
+		if got := Objects(r.LimitMiB); For(got).LimitMiB > r.LimitMiB || PeakMiB(got, 0)*Headroom > float64(r.LimitMiB) {
+			t.Errorf("Objects(%d) = %d, but For(%d).LimitMiB = %d (peak × %.2f = %.1f MiB)", r.LimitMiB, got, got, For(got).LimitMiB, Headroom, PeakMiB(got, 0)*Headroom)
+		}
 	}
 	if perObject := ResidentMiB(100000, 0) * 1024 / 100000; perObject > 4 {
 		t.Errorf("the formula lets a synced controller hold %.2f KiB per AWSSecret at 100,000, more than the 4 KiB target", perObject)
