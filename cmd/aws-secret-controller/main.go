@@ -225,16 +225,14 @@ func run(ctx context.Context, o options) error {
 
 	kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(kubeClient, o.resyncPeriod,
 		kubeinformers.WithNamespace(o.namespace),
-		kubeinformers.WithTweakListOptions(controller.ManagedSecretsOnly),
-		kubeinformers.WithTransform(controller.TransformForCache))
+		kubeinformers.WithTweakListOptions(controller.ManagedSecretsOnly))
 	// Registered first, so that kubeFactory.Core().V1().Secrets() is this one: it drops the data
 	// of every Secret as it arrives, before client-go holds a whole initial list.
 	kubeFactory.InformerFor(&corev1.Secret{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
 		return controller.NewSecretInformer(c, o.namespace, resync)
 	})
 	factory := informers.NewSharedInformerFactoryWithOptions(client, o.resyncPeriod,
-		informers.WithNamespace(o.namespace),
-		informers.WithTransform(controller.TransformForCache))
+		informers.WithNamespace(o.namespace))
 	// Registered first, so that factory.Mumoshu().V1alpha1().AWSSecrets() is this one: it trims
 	// every AWSSecret as it arrives, before client-go holds a whole initial list.
 	factory.InformerFor(&v1alpha1.AWSSecret{}, func(c clientset.Interface, resync time.Duration) cache.SharedIndexInformer {

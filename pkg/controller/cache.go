@@ -65,14 +65,12 @@ func awsSecretListWatch(client versioned.Interface, namespace string) *cache.Lis
 	}, awsSecrets.Watch)
 }
 
-// newTrimmingInformer is an informer of lw, a trimmingListWatch, indexed by namespace, whose
-// transform runs TransformForCache once more (it is idempotent) on what lw does not see. A
-// factory's InformerFor replaces that transform with the factory's own: build the factory
-// WithTransform(TransformForCache).
+// newTrimmingInformer is an informer of lw, a trimmingListWatch, indexed by namespace. It needs
+// no transform: every object it stores came through lw, trimmed. (A factory's InformerFor sets
+// the factory's transform on it; WithTransform(TransformForCache) is harmless, the transform
+// being idempotent, but only repeats the work.)
 func newTrimmingInformer(lw *cache.ListWatch, example runtime.Object, resync time.Duration) cache.SharedIndexInformer {
-	informer := cache.NewSharedIndexInformer(lw, example, resync, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
-	_ = informer.SetTransform(TransformForCache) // cannot fail: the informer has not started
-	return informer
+	return cache.NewSharedIndexInformer(lw, example, resync, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 }
 
 // trimmingListWatch lists and watches with list and watchFn, with the options tweak (if not nil)
@@ -122,7 +120,8 @@ func trimmingListWatch(tweak func(*metav1.ListOptions),
 // never reads between syncs: a Secret's data (replaced by their digest, see DropSecretData, so
 // that no secret value stays in memory), managedFields, and (but on Secrets, whose annotations it
 // writes back) kubectl's last-applied-configuration annotation, each often as large as the rest of
-// a small object. Pass it to WithTransform on the informer factories.
+// a small object. NewSecretInformer and NewAWSSecretInformer apply it to every object as it
+// arrives; pass it to WithTransform for an informer of these kinds built otherwise.
 func TransformForCache(obj any) (any, error) {
 	accessor, err := meta.Accessor(obj)
 	if err != nil {

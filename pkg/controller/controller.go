@@ -98,13 +98,12 @@ type Options struct {
 	// AWSSecretClient writes AWSSecret status.
 	AWSSecretClient clientset.Interface
 	// AWSSecretInformer watches AWSSecrets. Register NewAWSSecretInformer with its factory
-	// (InformerFor), built WithTransform(TransformForCache), so that AWSSecrets are trimmed as
-	// they arrive.
+	// (InformerFor), so that AWSSecrets are trimmed as they arrive.
 	AWSSecretInformer informers.AWSSecretInformer
-	// SecretInformer watches Secrets. Register NewSecretInformer with its factory (InformerFor),
-	// built WithTransform(TransformForCache): it caches only the controller's Secrets, with their
-	// data's digest instead of the data. Any Secret informer works (the controller computes the
-	// digest itself when the cache holds data), but then every value stays in memory.
+	// SecretInformer watches Secrets. Register NewSecretInformer with its factory (InformerFor):
+	// it caches only the controller's Secrets, with their data's digest instead of the data. Any
+	// Secret informer works (the controller computes the digest itself when the cache holds
+	// data), but then every value stays in memory.
 	SecretInformer coreinformers.SecretInformer
 	// Versions reads Secrets Manager; normally an *awssm.Cache shared by every AWSSecret.
 	Versions VersionGetter

@@ -52,14 +52,12 @@ func Example() {
 
 	// The Secret informer only needs the controller's own Secrets.
 	kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(kubeClient, 10*time.Hour,
-		kubeinformers.WithTweakListOptions(controller.ManagedSecretsOnly),
-		kubeinformers.WithTransform(controller.TransformForCache))
+		kubeinformers.WithTweakListOptions(controller.ManagedSecretsOnly))
 	// The controller's own Secrets, without their data: no secret value stays in memory.
 	kubeFactory.InformerFor(&corev1.Secret{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
 		return controller.NewSecretInformer(c, "", resync)
 	})
-	factory := informers.NewSharedInformerFactoryWithOptions(client, 10*time.Hour,
-		informers.WithTransform(controller.TransformForCache))
+	factory := informers.NewSharedInformerFactory(client, 10*time.Hour)
 	// AWSSecrets trimmed as they arrive: no initial list held whole with its managedFields.
 	factory.InformerFor(&v1alpha1.AWSSecret{}, func(c versioned.Interface, resync time.Duration) cache.SharedIndexInformer {
 		return controller.NewAWSSecretInformer(c, "", resync)
