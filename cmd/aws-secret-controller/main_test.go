@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -165,5 +167,41 @@ func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
 	case <-ch:
 	case <-time.After(10 * time.Second):
 		t.Fatalf("%s: not within 10s", what)
+	}
+}
+
+// TestEveryFlagIsDocumented: docs/operations.md's flags table names every flag the controller
+// defines, and no flag it does not define.
+func TestEveryFlagIsDocumented(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	start := strings.Index(text, "## Flags\n")
+	end := strings.Index(text[start+1:], "\n## ")
+	if start < 0 || end < 0 {
+		t.Fatal("docs/operations.md has no Flags section")
+	}
+	documented := map[string]bool{}
+	for _, line := range strings.Split(text[start:start+1+end], "\n") {
+		if first, _, ok := strings.Cut(strings.TrimPrefix(line, "| "), " |"); ok && strings.HasPrefix(line, "| `--") {
+			for _, m := range regexp.MustCompile("`--([a-z0-9-]+)`").FindAllStringSubmatch(first, -1) {
+				documented[m[1]] = true
+			}
+		}
+	}
+
+	fs := flag.NewFlagSet("aws-secret-controller", flag.ContinueOnError)
+	var o options
+	o.bindFlags(fs)
+	fs.VisitAll(func(f *flag.Flag) {
+		if !documented[f.Name] {
+			t.Errorf("--%s is not in docs/operations.md's flags table", f.Name)
+		}
+		delete(documented, f.Name)
+	})
+	for name := range documented {
+		t.Errorf("docs/operations.md's flags table names --%s, which the controller does not define", name)
 	}
 }

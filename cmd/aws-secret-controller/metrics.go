@@ -59,7 +59,7 @@ func newMetrics() *metrics {
 		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace,
 			Name:      "syncs_total",
-			Help:      "Syncs of AWSSecrets by result: Unchanged, Created, Updated, Replaced, Deleting (being deleted, nothing written), or the Ready reason of a failure.",
+			Help:      "Syncs of AWSSecrets by result: Unchanged, Created, Updated, Replaced, Deleting (being deleted, nothing written), Waiting (parked on another sync's read of a version), or the Ready reason of a failure.",
 		}, []string{"result"}),
 		syncDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: metricsNamespace,
