@@ -51,6 +51,7 @@ type config struct {
 	goMemLimit      string
 	scenarios       string
 	markdown        string
+	valuePairs      int
 	jsonPath        string
 	etcdFsync       bool
 	controllerBin   string
@@ -106,6 +107,7 @@ func main() {
 	flag.StringVar(&c.keepLogs, "keep-logs", "", "A folder for the controllers' logs (the stack's folder is removed at the end): the S scenarios' controllers write theirs there, N1 and H1 copy theirs.")
 	flag.IntVar(&c.valueSize, "value-size", defaultValueSize, "Bytes of the password value in every Secrets Manager version the S scenarios create (the K versions and S4's new ones): random (crypto/rand), base64url, in {\"username\":...,\"password\":...}.")
 	flag.BoolVar(&c.valueMix, "value-mix", false, "Instead of one --value-size, a realistic mix by version index: "+valueMixText+" (exactly 16, 3 and 1 of every 20 consecutive versions). Exclusive with a non-default --value-size.")
+	flag.IntVar(&c.valuePairs, "value-pairs", 0, "Instead of one run, N pairs of runs of S1 and S3 (each a fresh stack), one with 16-byte and one with 4 KiB values, the order alternating, and one report of how much more RSS the 4 KiB values cost, on the means. Exclusive with --value-size, --value-mix and --scenarios.")
 	flag.DurationVar(&c.convergeTimeout, "converge-timeout", 10*time.Minute, "S1, S3, S4, S5: how long a controller gets to sync every AWSSecret (and, if longer than 5m, to become ready) before the run fails.")
 	flag.IntVar(&c.createWorkers, "create-workers", 32, "Concurrent creates by the driver when it sets up the N AWSSecrets and S5's unrelated Secrets (its client has QPS 2000, burst 4000).")
 	flag.BoolVar(&c.baseline, "baseline", true, "Measure the plain client-go loop (and the unlimited ceiling) before S1: N Secret creates each. false skips both, e.g. for a scale run; S1's \"within 1.5x\" target then reads \"not measured\".")
@@ -113,6 +115,19 @@ func main() {
 	flag.Parse()
 	if *rerender != "" {
 		if err := markdownFrom(*rerender, c.markdown); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if c.valuePairs > 0 {
+		if err := checkPairFlags(flag.CommandLine); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(2)
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := runValuePairs(ctx, c, c.valuePairs); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}

@@ -17,18 +17,25 @@ type run struct {
 		Objects        int    `json:"objects"`
 		ControllerArgs string `json:"controllerArgs"`
 	} `json:"parameters"`
-	Scenarios []struct {
-		Name          string  `json:"name"`
-		PeakRSSKiB    int64   `json:"peakRssKiB"`
-		GoMemLimitMiB int64   `json:"goMemLimitMiB"`
-		HeapLiveMiB   float64 `json:"heapLiveMiB"`
-	} `json:"scenarios"`
+	Scenarios []scenario `json:"scenarios"`
+	// Runs are the runs of a --value-pairs report, each its S1 and S3.
+	Runs []struct {
+		S1 scenario `json:"s1"`
+		S3 scenario `json:"s3"`
+	} `json:"runs"`
 	Noisy *struct {
 		Objects int `json:"objects"`
 	} `json:"noisyNeighbour"`
 	Hostile *struct {
 		Objects int `json:"objects"`
 	} `json:"hostileTenant"`
+}
+
+type scenario struct {
+	Name          string  `json:"name"`
+	PeakRSSKiB    int64   `json:"peakRssKiB"`
+	GoMemLimitMiB int64   `json:"goMemLimitMiB"`
+	HeapLiveMiB   float64 `json:"heapLiveMiB"`
 }
 
 // GCRoom is the share of GOMEMLIMIT the formula leaves above every live heap measured: room for
@@ -56,7 +63,11 @@ func TestEveryBenchmarkIsWithinTheFormula(t *testing.T) {
 			t.Fatalf("%s: %v", f, err)
 		}
 		cache := CacheBytesInArgs(r.Parameters.ControllerArgs)
-		for _, s := range r.Scenarios {
+		scenarios := r.Scenarios
+		for _, pair := range r.Runs {
+			scenarios = append(scenarios, pair.S1, pair.S3)
+		}
+		for _, s := range scenarios {
 			objects := r.Parameters.Objects
 			switch {
 			case s.Name[:2] == "N1" && r.Noisy != nil:
