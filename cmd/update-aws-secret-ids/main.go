@@ -2,7 +2,7 @@
 // version that holds a stage (AWSCURRENT by default), so that CI or a bot can keep Git current
 // while holding only secretsmanager:DescribeSecret: it never reads a secret's value.
 //
-//	update-aws-secret-ids [--check] [--diff] [--stage AWSCURRENT] [--exclude GLOB]... [--aws-region R] [--aws-endpoint URL] PATH...
+//	update-aws-secret-ids [--check] [--diff] [--stage AWSCURRENT] [--exclude GLOB]... [--concurrency 8] [--aws-region R] [--aws-endpoint URL] PATH...
 //
 // Exit status: 0 when everything is current (or was bumped), 1 with --check when a reference is
 // behind, 2 on any error (a secret that is not found, no version with the stage, access denied,
@@ -70,7 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("update-aws-secret-ids", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: update-aws-secret-ids [--check] [--diff] [--stage AWSCURRENT] [--exclude GLOB]... [--aws-region R] [--aws-endpoint URL] PATH...")
+		fmt.Fprintln(stderr, "Usage: update-aws-secret-ids [--check] [--diff] [--stage AWSCURRENT] [--exclude GLOB]... [--concurrency 8] [--aws-region R] [--aws-endpoint URL] PATH...")
 		fmt.Fprintln(stderr, "Bumps the versionIds AWSSecrets pin in YAML files (walking directories for *.yaml and *.yml)")
 		fmt.Fprintln(stderr, "to the version holding the stage, with one DescribeSecret per secret; never reads a value.")
 		fs.PrintDefaults()

@@ -787,6 +787,12 @@ func stopped(c *testenv.Controller) bool {
 func since(t time.Time) string { return time.Since(t).Round(100 * time.Millisecond).String() }
 
 func writeReports(repo string, c config, r report) error {
+	return writeReportFiles(repo, c, r, markdown(r))
+}
+
+// writeReportFiles writes v as JSON to --json and md to --out, both relative to repo unless
+// absolute.
+func writeReportFiles(repo string, c config, v any, md string) error {
 	jsonPath, mdPath := c.jsonPath, c.markdown
 	if !filepath.IsAbs(jsonPath) {
 		jsonPath = filepath.Join(repo, jsonPath)
@@ -797,7 +803,7 @@ func writeReports(repo string, c config, r report) error {
 	if err := os.MkdirAll(filepath.Dir(jsonPath), 0o755); err != nil {
 		return err
 	}
-	j, err := json.MarshalIndent(r, "", "  ")
+	j, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -805,7 +811,7 @@ func writeReports(repo string, c config, r report) error {
 		return err
 	}
 	drive.Logf("wrote %s", jsonPath)
-	if err := os.WriteFile(mdPath, []byte(markdown(r)), 0o644); err != nil {
+	if err := os.WriteFile(mdPath, []byte(md), 0o644); err != nil {
 		return err
 	}
 	drive.Logf("wrote %s", mdPath)

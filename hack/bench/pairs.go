@@ -161,26 +161,7 @@ func writePairsReport(c config, r pairsReport) error {
 	if err != nil {
 		return err
 	}
-	jsonPath, mdPath := c.jsonPath, c.markdown
-	if !filepath.IsAbs(jsonPath) {
-		jsonPath = filepath.Join(repo, jsonPath)
-	}
-	if !filepath.IsAbs(mdPath) {
-		mdPath = filepath.Join(repo, mdPath)
-	}
-	j, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(jsonPath, append(j, '\n'), 0o644); err != nil {
-		return err
-	}
-	drive.Logf("wrote %s", jsonPath)
-	if err := os.WriteFile(mdPath, []byte(pairsMarkdown(r)), 0o644); err != nil {
-		return err
-	}
-	drive.Logf("wrote %s", mdPath)
-	return nil
+	return writeReportFiles(repo, c, r, pairsMarkdown(r))
 }
 
 // pairStats are the means of each size's runs, and the gaps between them.
