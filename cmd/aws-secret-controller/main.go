@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -223,8 +224,13 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	roles := awssm.NewRoles(awsCfg, smCfg, o.roleSessionTags)
+	// GOMEMLIMIT bounds the heap and the version cache together (internal/capacity), but the
+	// cache keeps its versions outside the Go heap, which the runtime's limit does not count: the
+	// runtime gets GOMEMLIMIT less what the cache has mapped.
+	memLimit := debug.SetMemoryLimit(-1)
 	versions := awssm.NewCache(awssm.NewClient(awsCfg, smCfg), awssm.CacheOptions{
 		MaxBytes: o.versionCacheBytes, OnCall: m.observeAWSCall, Roles: roles.For, Logger: klog.FromContext(ctx),
+		OnMapped: func(mapped int64) { debug.SetMemoryLimit(goMemoryLimit(memLimit, mapped)) },
 	})
 	m.registerCache(versions)
 	m.registerPacer(pacer)
@@ -275,14 +281,18 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	// Every replica fills its caches, so a new leader starts warm; only the leader syncs.
-	kubeFactory.Start(ctx.Done())
-	factory.Start(ctx.Done())
+	// Every replica fills its caches, so a new leader starts warm; only the leader syncs. The
+	// informers stop when run returns, whatever the reason (a lost Lease too, which leaves ctx
+	// alive): the factories' Shutdown waits for them, and stopInformers runs first.
+	informerCtx, stopInformers := context.WithCancel(ctx)
+	kubeFactory.Start(informerCtx.Done())
+	factory.Start(informerCtx.Done())
 	if namespaceInformer != nil {
-		go namespaceInformer.RunWithContext(ctx)
+		go namespaceInformer.RunWithContext(informerCtx)
 	}
 	defer kubeFactory.Shutdown()
 	defer factory.Shutdown()
+	defer stopInformers()
 
 	var leaderHealth *leaderelection.HealthzAdaptor
 	if o.leaderElect {
@@ -500,4 +510,14 @@ func capVerbosity(fs *flag.FlagSet) string {
 		}
 	}
 	return strings.Join(asked, " ")
+}
+
+// goMemoryLimit is the Go runtime's memory limit for a process whose GOMEMLIMIT is limit
+// (math.MaxInt64: none) while the version cache holds mapped bytes outside the Go heap: the rest,
+// and never less than half.
+func goMemoryLimit(limit, mapped int64) int64 {
+	if limit == math.MaxInt64 {
+		return limit
+	}
+	return max(limit-mapped, limit/2)
 }

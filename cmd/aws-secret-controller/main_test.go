@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -203,5 +204,24 @@ func TestEveryFlagIsDocumented(t *testing.T) {
 	})
 	for name := range documented {
 		t.Errorf("docs/operations.md's flags table names --%s, which the controller does not define", name)
+	}
+}
+
+// TestGoMemoryLimit: with versions cached outside the Go heap, the runtime's limit is GOMEMLIMIT
+// less what the cache mapped, so that heap and cache together stay within GOMEMLIMIT.
+func TestGoMemoryLimit(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		name                string
+		limit, mapped, want int64
+	}{
+		{name: "nothing mapped", limit: 113 * mib, mapped: 0, want: 113 * mib},
+		{name: "the cache's slabs", limit: 113 * mib, mapped: 9 * mib, want: 104 * mib},
+		{name: "no GOMEMLIMIT", limit: math.MaxInt64, mapped: 9 * mib, want: math.MaxInt64},
+		{name: "never below half", limit: 40 * mib, mapped: 32 * mib, want: 20 * mib},
+	} {
+		if got := goMemoryLimit(tc.limit, tc.mapped); got != tc.want {
+			t.Errorf("%s: goMemoryLimit(%d MiB, %d MiB) = %.1f MiB, want %.1f MiB", tc.name, tc.limit/mib, tc.mapped/mib, float64(got)/mib, float64(tc.want)/mib)
+		}
 	}
 }

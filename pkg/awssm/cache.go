@@ -1,10 +1,12 @@
 package awssm
 
 import (
+	"bytes"
 	"container/list"
 	"context"
 	"errors"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -74,6 +76,10 @@ type CacheOptions struct {
 	Clock clock.WithDelayedExecution
 	// Logger logs failures, once per hold or probe. The zero Logger means klog's.
 	Logger klog.Logger
+	// OnMapped, if set, is told of the bytes the cache keeps outside the Go heap each time they
+	// grow (on Linux, the cached versions; at most MaxBytes): memory the Go runtime's limit does
+	// not count. It is called with the cache's lock held.
+	OnMapped func(mapped int64)
 }
 
 func (o CacheOptions) withDefaults() CacheOptions {
@@ -146,6 +152,7 @@ type Cache struct {
 
 	mu      sync.Mutex
 	lru     *list.List // of *entry, most recently used first
+	slabs   *slabs     // the entries' content
 	index   map[versionKey]*list.Element
 	bytes   int64
 	flights map[versionKey]*flight
@@ -169,9 +176,27 @@ type versionKey struct {
 }
 
 type entry struct {
-	key     versionKey
+	key versionKey
+	// content holds the version outside the Go heap (see slabs), binary saying in which form;
+	// when the slabs had no room, version holds it instead.
+	content []byte
+	binary  bool
 	version Version
 	cost    int64
+}
+
+// get returns the entry's version, copied out of its slot: a sync never reads a slot that an
+// eviction may zero and reuse.
+func (e *entry) get() Version {
+	switch {
+	case e.content == nil:
+		return e.version
+	case e.binary:
+		return Version{Binary: bytes.Clone(e.content)}
+	default:
+		s := string(e.content)
+		return Version{String: &s}
+	}
 }
 
 // flight is one call to Secrets Manager and the callers waiting on it.
@@ -215,10 +240,13 @@ type circuit struct {
 // NewCache returns a cache in front of api, the client that reads as the controller's own
 // identity.
 func NewCache(api API, opts CacheOptions) *Cache {
-	return &Cache{
+	c := &Cache{
 		api: api, opts: opts.withDefaults(), lru: list.New(), index: map[versionKey]*list.Element{},
 		flights: map[versionKey]*flight{}, holds: map[versionKey]*hold{}, sweepAt: 1024,
 	}
+	c.slabs = newSlabs(max(c.opts.MaxBytes, 0), c.opts.OnMapped)
+	runtime.AddCleanup(c, (*slabs).unmapAll, c.slabs)
+	return c
 }
 
 // CacheStats are the cache's counters since it was made.
@@ -310,7 +338,7 @@ func (c *Cache) begin(key versionKey, opts FetchOptions) (v Version, f *flight, 
 	if el, ok := c.index[key]; ok {
 		c.lru.MoveToFront(el)
 		c.hits.Add(1)
-		return el.Value.(*entry).version, nil, false, nil
+		return el.Value.(*entry).get(), nil, false, nil
 	}
 	if h := c.holds[key]; h != nil && !opts.IgnoreHold && now.Before(h.until) {
 		h.answered++
@@ -592,14 +620,27 @@ func (c *Cache) addLocked(key versionKey, v Version) {
 	if _, ok := c.index[key]; ok {
 		return
 	}
-	c.index[key] = c.lru.PushFront(&entry{key: key, version: v, cost: cost})
-	c.bytes += cost
+	e := &entry{key: key, version: v, cost: cost}
+	if b := c.slabs.alloc(v.size()); b != nil {
+		if v.String != nil {
+			copy(b, *v.String)
+		} else {
+			copy(b, v.Binary)
+			e.binary = true
+		}
+		e.content, e.version, e.cost = b, Version{}, cost+int64(cap(b)-len(b))
+	}
+	c.index[key] = c.lru.PushFront(e)
+	c.bytes += e.cost
 	for c.bytes > c.opts.MaxBytes {
 		oldest := c.lru.Back()
 		e := oldest.Value.(*entry)
 		c.lru.Remove(oldest)
 		delete(c.index, e.key)
 		c.bytes -= e.cost
+		if e.content != nil {
+			c.slabs.release(e.content)
+		}
 	}
 }
 
