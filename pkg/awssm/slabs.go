@@ -3,7 +3,8 @@ package awssm
 // slabs keep the content of cached versions outside the Go heap, in memory the process maps
 // itself, so that
 //   - the GC neither scans it nor lets the heap grow by half its size again before collecting
-//     (GOGC), and Go's size classes do not round it up: in RSS the cache costs its content;
+//     (GOGC), and Go's size classes do not round it up: in RSS the cache costs its content,
+//     rounded up to slotStep;
 //   - a freed slot is zeroed at once, not left for the GC to reuse some day;
 //   - a core file leaves it out (MADV_DONTDUMP).
 //
