@@ -3,9 +3,13 @@ package awssm
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -93,4 +97,35 @@ func (a *bigAPI) GetSecretValue(ctx context.Context, in *secretsmanager.GetSecre
 		return nil, err
 	}
 	return &secretsmanager.GetSecretValueOutput{SecretString: aws.String(strings.Repeat(*in.VersionId, 10000))}, nil
+}
+
+// TestSlabsAreLeftOutOfCoreFiles: the kernel shows a slab's mapping with the "dd" (do not dump)
+// flag in /proc/self/smaps.
+func TestSlabsAreLeftOutOfCoreFiles(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("slabs are mapped on Linux only")
+	}
+	s := newSlabs(slabBytes, nil)
+	defer s.unmapAll()
+	b := s.alloc(1)
+	addr := uint64(uintptr(unsafe.Pointer(&b[0])))
+	smaps, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Skip(err)
+	}
+	inSlab := false
+	for _, line := range strings.Split(string(smaps), "\n") {
+		var lo, hi uint64
+		if n, _ := fmt.Sscanf(line, "%x-%x ", &lo, &hi); n == 2 && !strings.HasPrefix(line, "VmFlags") {
+			inSlab = lo <= addr && addr < hi
+			continue
+		}
+		if flags, ok := strings.CutPrefix(line, "VmFlags:"); ok && inSlab {
+			if !slices.Contains(strings.Fields(flags), "dd") {
+				t.Errorf("the slab's mapping has VmFlags %q, without dd", strings.TrimSpace(flags))
+			}
+			return
+		}
+	}
+	t.Fatalf("no mapping in /proc/self/smaps holds the slab at %#x", addr)
 }
